@@ -1,0 +1,86 @@
+#include "memory/ProcessMemory.h"
+
+#include <fcntl.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace stackpeek {
+
+ProcessMemory::ProcessMemory(pid_t pid) : pid_(pid) {}
+
+ProcessMemory::~ProcessMemory() {
+  if (memFd_ >= 0)
+    ::close(memFd_);
+}
+
+bool ProcessMemory::readUncached(uint64_t addr, void *buf, size_t len) {
+  if (len == 0)
+    return true;
+  if (addr + len < addr)
+    return false; // wraps around the address space
+  if (useVmReadv_) {
+    struct iovec local{buf, len};
+    struct iovec remote{reinterpret_cast<void *>(addr), len};
+    ssize_t got = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+    if (got == static_cast<ssize_t>(len)) {
+      bytesCopied_ += len;
+      return true;
+    }
+    if (got >= 0 || errno == EFAULT || errno == ESRCH)
+      return false; // partial read or unmapped: a real answer, not a fallback case
+    if (errno != ENOSYS && errno != EPERM)
+      return false;
+    useVmReadv_ = false;
+  }
+  if (memFd_ < 0) {
+    std::string path = "/proc/" + std::to_string(pid_) + "/mem";
+    memFd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (memFd_ < 0)
+      return false;
+  }
+  ssize_t got = ::pread(memFd_, buf, len, static_cast<off_t>(addr));
+  if (got != static_cast<ssize_t>(len))
+    return false;
+  bytesCopied_ += len;
+  return true;
+}
+
+const ProcessMemory::Page *ProcessMemory::page(uint64_t pageAddr) {
+  auto [it, inserted] = pages_.try_emplace(pageAddr);
+  if (inserted) {
+    auto fresh = std::make_unique<Page>();
+    if (readUncached(pageAddr, fresh->data(), kPageSize))
+      it->second = std::move(fresh);
+  }
+  return it->second.get();
+}
+
+bool ProcessMemory::read(uint64_t addr, void *buf, size_t len) {
+  if (len == 0)
+    return true;
+  if (addr + len < addr)
+    return false;
+  // Large reads bypass the cache: they are usually one-off copies.
+  if (len > 4 * kPageSize)
+    return readUncached(addr, buf, len);
+  auto *out = static_cast<uint8_t *>(buf);
+  while (len > 0) {
+    uint64_t pageAddr = addr & ~(kPageSize - 1);
+    uint64_t offset = addr - pageAddr;
+    size_t chunk = std::min<uint64_t>(len, kPageSize - offset);
+    const Page *p = page(pageAddr);
+    if (!p)
+      return false;
+    std::memcpy(out, p->data() + offset, chunk);
+    out += chunk;
+    addr += chunk;
+    len -= chunk;
+  }
+  return true;
+}
+
+} // namespace stackpeek

@@ -1,0 +1,58 @@
+// ProcessMemory: reads a live process's memory.
+//
+// process_vm_readv is the fast path: one syscall copies many bytes without
+// stopping the target and without ptrace. It needs the same permission as
+// ptrace-attach; where it is unavailable (ENOSYS on old or seccomp-restricted
+// kernels, EPERM in some containers) we fall back to pread on /proc/PID/mem.
+//
+// Reads go through a page cache (4 KiB pages) because the unwinder and the
+// Python decoder read many small, nearby values: one syscall per page beats one
+// per word (what PTRACE_PEEKDATA would cost). The cache must be cleared
+// whenever the target may have run since the last read (`clearCache`), since
+// stale pages would mix two moments of the target's life.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <memory>
+#include <unordered_map>
+
+#include "memory/MemorySource.h"
+
+namespace stackpeek {
+
+class ProcessMemory : public MemorySource {
+public:
+  explicit ProcessMemory(pid_t pid);
+  ~ProcessMemory() override;
+  ProcessMemory(const ProcessMemory &) = delete;
+  ProcessMemory &operator=(const ProcessMemory &) = delete;
+
+  bool read(uint64_t addr, void *buf, size_t len) override;
+
+  /// Reads without going through (or filling) the page cache; for large
+  /// one-off copies such as a thread's live stack.
+  bool readUncached(uint64_t addr, void *buf, size_t len);
+
+  void clearCache() { pages_.clear(); }
+  pid_t pid() const { return pid_; }
+
+  /// Total bytes copied from the target so far (for statistics and bounds).
+  uint64_t bytesCopied() const { return bytesCopied_; }
+
+private:
+  static constexpr uint64_t kPageSize = 4096;
+  using Page = std::array<uint8_t, kPageSize>;
+  const Page *page(uint64_t pageAddr);
+
+  pid_t pid_;
+  int memFd_ = -1;             // /proc/PID/mem, opened lazily on first fallback
+  bool useVmReadv_ = true;     // cleared after ENOSYS/EPERM from process_vm_readv
+  uint64_t bytesCopied_ = 0;
+  // Pages that could not be read are remembered as null, so a bad pointer
+  // followed repeatedly costs one syscall, not one per attempt.
+  std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
+};
+
+} // namespace stackpeek

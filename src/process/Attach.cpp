@@ -1,0 +1,270 @@
+#include "process/Attach.h"
+
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "process/ProcFs.h"
+
+namespace stackpeek {
+
+char AttachError::ID = 0;
+
+namespace {
+
+// ---- the registry the signal handler reads ----
+// Fixed-size and lock-free so it is safe to read from a signal handler. A slot
+// holds a tid we hold (0 = free).
+constexpr size_t kRegistrySize = 1 << 16;
+std::atomic<pid_t> gHeldTids[kRegistrySize];
+
+void registerHeld(pid_t tid) {
+  for (size_t i = 0; i < kRegistrySize; ++i) {
+    pid_t expected = 0;
+    if (gHeldTids[(tid + i) % kRegistrySize].compare_exchange_strong(expected, tid))
+      return;
+  }
+}
+
+void unregisterHeld(pid_t tid) {
+  for (size_t i = 0; i < kRegistrySize; ++i) {
+    pid_t expected = tid;
+    if (gHeldTids[(tid + i) % kRegistrySize].compare_exchange_strong(expected, 0))
+      return;
+  }
+}
+
+void detachAllHeldOnSignal(int sig) {
+  for (auto &slot : gHeldTids) {
+    pid_t tid = slot.load(std::memory_order_relaxed);
+    if (tid != 0)
+      syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, 0); // async-signal-safe
+  }
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(sig, &dfl, nullptr);
+  raise(sig);
+}
+
+llvm::Error attachError(AttachFailure kind, std::string message) {
+  return llvm::make_error<AttachError>(kind, std::move(message));
+}
+
+std::string permissionHint() {
+  std::string hint =
+      "run stackpeek as the target's user with ptrace allowed, or as root / with "
+      "CAP_SYS_PTRACE";
+  auto scope = readSmallFile("/proc/sys/kernel/yama/ptrace_scope", 64);
+  if (scope && !scope->empty() && (*scope)[0] != '0')
+    hint += "; /proc/sys/kernel/yama/ptrace_scope is " +
+            llvm::StringRef(*scope).trim().str() +
+            " (set it to 0, or run as root)";
+  else if (!scope)
+    llvm::consumeError(scope.takeError());
+  hint += "; in a container, start it with --cap-add SYS_PTRACE";
+  return hint;
+}
+
+// Checks the whole process before touching it, so common failures get a
+// precise message instead of a bare errno.
+llvm::Error checkAttachable(pid_t pid) {
+  auto stat = readTaskStat(pid, pid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return attachError(AttachFailure::NoSuchProcess,
+                       "no process with pid " + std::to_string(pid));
+  }
+  constexpr unsigned kPfKthread = 0x00200000;
+  if (stat->flags & kPfKthread)
+    return attachError(AttachFailure::NotDumpable,
+                       "pid " + std::to_string(pid) +
+                           " is a kernel thread; it has no user-space stack to show");
+  if (stat->state == 'Z' || stat->state == 'X')
+    return attachError(AttachFailure::NotDumpable,
+                       "pid " + std::to_string(pid) +
+                           " is a zombie (it has exited and waits for its parent to reap it)");
+  if (pid_t tracer = tracerPid(pid); tracer != 0 && tracer != getpid())
+    return attachError(AttachFailure::AlreadyTraced,
+                       "pid " + std::to_string(pid) + " is already traced by pid " +
+                           std::to_string(tracer) + " (" + commandLine(tracer) +
+                           "); detach that debugger first");
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<std::unique_ptr<PtraceSession>>
+PtraceSession::attach(pid_t pid, const AttachOptions &options) {
+  if (llvm::Error err = checkAttachable(pid))
+    return std::move(err);
+  std::unique_ptr<PtraceSession> session(new PtraceSession(pid));
+  if (llvm::Error err = session->seizeAll())
+    return std::move(err); // the destructor detaches what was seized
+  session->waitForStops(options.stopDeadline);
+  session->readRegisters();
+  if (session->stopped_.empty())
+    return attachError(AttachFailure::NoSuchProcess,
+                       "pid " + std::to_string(pid) + " exited before it could be paused");
+  return session;
+}
+
+llvm::Error PtraceSession::seizeAll() {
+  std::set<pid_t> seen;
+  // Re-read the task list until a pass finds no new thread. Bounded: a
+  // process creating threads faster than we seize them still terminates.
+  for (int pass = 0; pass < 100; ++pass) {
+    auto tids = listThreads(pid_);
+    if (!tids) {
+      llvm::consumeError(tids.takeError());
+      if (seized_.empty())
+        return attachError(AttachFailure::NoSuchProcess,
+                           "no process with pid " + std::to_string(pid_));
+      break;
+    }
+    bool foundNew = false;
+    for (pid_t tid : *tids) {
+      if (!seen.insert(tid).second)
+        continue;
+      foundNew = true;
+      if (seized_.empty())
+        pauseStart_ = std::chrono::steady_clock::now();
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+        int err = errno;
+        if (err == ESRCH)
+          continue; // exited between listing and seizing
+        if (err == EPERM && seized_.empty()) {
+          if (pid_t tracer = tracerPid(pid_); tracer != 0)
+            return attachError(AttachFailure::AlreadyTraced,
+                               "pid " + std::to_string(pid_) +
+                                   " is already traced by pid " + std::to_string(tracer));
+          return attachError(AttachFailure::PermissionDenied,
+                             "not permitted to attach to pid " + std::to_string(pid_) +
+                                 ": " + permissionHint());
+        }
+        uncaptured_.push_back({tid, std::string("cannot attach: ") + strerror(err)});
+        continue;
+      }
+      seized_.push_back(tid);
+      registerHeld(tid);
+      if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno != ESRCH)
+        uncaptured_.push_back({tid, std::string("cannot interrupt: ") + strerror(errno)});
+    }
+    if (!foundNew)
+      return llvm::Error::success();
+  }
+  return llvm::Error::success();
+}
+
+void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
+  std::vector<pid_t> pending = seized_;
+  auto giveUp = std::chrono::steady_clock::now() + deadline;
+  int idlePasses = 0;
+  while (!pending.empty()) {
+    std::vector<pid_t> still;
+    for (pid_t tid : pending) {
+      int status = 0;
+      pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+      if (r == 0) {
+        still.push_back(tid);
+        continue;
+      }
+      if (r < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+        unregisterHeld(tid); // gone: nothing to detach
+        seized_.erase(std::find(seized_.begin(), seized_.end(), tid));
+        continue;
+      }
+      StoppedThread t;
+      t.tid = tid;
+      // Event stops (our INTERRUPT, or a group-stop) carry no signal to pass
+      // on; a signal-delivery-stop carries one that the target must still get.
+      bool eventStop = (status >> 16) == PTRACE_EVENT_STOP;
+      if (!eventStop && WIFSTOPPED(status))
+        t.pendingSignal = WSTOPSIG(status);
+      stopped_.push_back(t);
+    }
+    pending.swap(still);
+    if (pending.empty() || std::chrono::steady_clock::now() > giveUp)
+      break;
+    // Spin briefly first (stops usually land within microseconds), then back
+    // off so a thread in uninterruptible sleep does not burn a core.
+    if (++idlePasses > 50)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    else
+      std::this_thread::yield();
+  }
+  for (pid_t tid : pending) {
+    char state = '?';
+    if (auto stat = readTaskStat(pid_, tid))
+      state = stat->state;
+    else
+      llvm::consumeError(stat.takeError());
+    uncaptured_.push_back({tid, "not captured: the thread did not stop within the "
+                                "deadline (state: " + describeState(state) + ")"});
+  }
+}
+
+void PtraceSession::readRegisters() {
+  for (auto it = stopped_.begin(); it != stopped_.end();) {
+    if (ptrace(PTRACE_GETREGS, it->tid, nullptr, &it->regs) != 0) {
+      uncaptured_.push_back({it->tid, std::string("cannot read registers: ") + strerror(errno)});
+      it = stopped_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void PtraceSession::detach() {
+  if (detached_)
+    return;
+  detached_ = true;
+  for (pid_t tid : seized_) {
+    int sig = 0;
+    for (const StoppedThread &t : stopped_)
+      if (t.tid == tid)
+        sig = t.pendingSignal;
+    if (ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(static_cast<long>(sig))) != 0 &&
+        errno == ESRCH && processExists(pid_)) {
+      // Not stopped yet (our INTERRUPT still pending, e.g. the thread is in
+      // uninterruptible sleep): wait a little for the stop, then detach. If it
+      // never stops, our own exit releases it.
+      int status = 0;
+      for (int i = 0; i < 100; ++i) {
+        if (waitpid(tid, &status, __WALL | WNOHANG) != 0) {
+          ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    unregisterHeld(tid);
+  }
+  pauseEnd_ = std::chrono::steady_clock::now();
+}
+
+PtraceSession::~PtraceSession() { detach(); }
+
+std::chrono::microseconds PtraceSession::pauseDuration() const {
+  auto end = detached_ ? pauseEnd_ : std::chrono::steady_clock::now();
+  return std::chrono::duration_cast<std::chrono::microseconds>(end - pauseStart_);
+}
+
+void installDetachOnFatalSignals() {
+  struct sigaction sa{};
+  sa.sa_handler = detachAllHeldOnSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGSEGV, SIGBUS,
+                  SIGABRT, SIGFPE, SIGILL})
+    sigaction(sig, &sa, nullptr);
+}
+
+} // namespace stackpeek

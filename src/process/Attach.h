@@ -1,0 +1,115 @@
+// Attach: stop every thread of a process with ptrace, and always let it go.
+//
+// We use PTRACE_SEIZE + PTRACE_INTERRUPT rather than PTRACE_ATTACH: SEIZE
+// sends no SIGSTOP (so the target never sees a signal it did not expect, and
+// group-stop state is left alone), and INTERRUPT stops a thread in a
+// distinguishable PTRACE_EVENT_STOP. Threads are seized one by one from
+// /proc/PID/task; a thread created meanwhile is found by re-reading the list
+// until no new tid appears (a seized thread's children are not auto-traced
+// without options, so the re-read is what catches them).
+//
+// Safety rules this file enforces:
+//  - The destructor detaches every thread, on every path. A signal that ends
+//    stackpeek mid-pause detaches too (see installDetachOnFatalSignals); if
+//    stackpeek is SIGKILLed the kernel detaches on exit and the threads run.
+//  - A signal that arrives for a thread while we hold it (signal-delivery-stop)
+//    is handed back on detach, so the target receives it as if we weren't there.
+//  - No wait blocks forever: a thread that does not stop within the deadline
+//    (uninterruptible sleep) is reported as not captured.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llvm/Support/Error.h"
+
+namespace stackpeek {
+
+/// Why attaching failed as a whole; the driver maps these to exit codes.
+enum class AttachFailure {
+  NoSuchProcess,
+  PermissionDenied,
+  AlreadyTraced,
+  NotDumpable, // zombie or kernel thread
+  Other,
+};
+
+class AttachError : public llvm::ErrorInfo<AttachError> {
+public:
+  static char ID;
+  AttachError(AttachFailure kind, std::string message)
+      : kind_(kind), message_(std::move(message)) {}
+  AttachFailure kind() const { return kind_; }
+  void log(llvm::raw_ostream &os) const override { os << message_; }
+  std::error_code convertToErrorCode() const override {
+    return llvm::inconvertibleErrorCode();
+  }
+
+private:
+  AttachFailure kind_;
+  std::string message_;
+};
+
+struct StoppedThread {
+  pid_t tid = 0;
+  user_regs_struct regs{};
+  int pendingSignal = 0; // re-injected on detach
+};
+
+struct UncapturedThread {
+  pid_t tid = 0;
+  std::string reason;
+};
+
+struct AttachOptions {
+  // How long to wait for all threads to reach a stop.
+  std::chrono::milliseconds stopDeadline{1000};
+};
+
+class PtraceSession {
+public:
+  static llvm::Expected<std::unique_ptr<PtraceSession>>
+  attach(pid_t pid, const AttachOptions &options = {});
+
+  ~PtraceSession();
+  PtraceSession(const PtraceSession &) = delete;
+  PtraceSession &operator=(const PtraceSession &) = delete;
+
+  pid_t pid() const { return pid_; }
+  const std::vector<StoppedThread> &stoppedThreads() const { return stopped_; }
+  const std::vector<UncapturedThread> &uncaptured() const { return uncaptured_; }
+
+  /// Lets every thread run again. Idempotent; the destructor calls it.
+  void detach();
+
+  /// Time from the first thread being interrupted until detach() finished (or
+  /// until now if still attached).
+  std::chrono::microseconds pauseDuration() const;
+
+private:
+  explicit PtraceSession(pid_t pid) : pid_(pid) {}
+  llvm::Error seizeAll();
+  void waitForStops(std::chrono::milliseconds deadline);
+  void readRegisters();
+
+  pid_t pid_;
+  std::vector<pid_t> seized_;          // every tid we hold, stopped or not
+  std::vector<StoppedThread> stopped_;
+  std::vector<UncapturedThread> uncaptured_;
+  std::chrono::steady_clock::time_point pauseStart_{};
+  std::chrono::steady_clock::time_point pauseEnd_{};
+  bool detached_ = false;
+};
+
+/// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the
+/// crash signals (SIGSEGV, SIGBUS, SIGABRT, ...) that detach every
+/// thread any live PtraceSession holds, then re-raise the signal with its
+/// default action (so stackpeek still dies of it, as the caller expects).
+void installDetachOnFatalSignals();
+
+} // namespace stackpeek

@@ -1,0 +1,171 @@
+#include "process/ProcFs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include "llvm/ADT/StringRef.h"
+
+namespace stackpeek {
+
+namespace {
+std::string taskDir(pid_t pid, pid_t tid) {
+  return "/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid);
+}
+} // namespace
+
+llvm::Expected<std::string> readSmallFile(const std::string &path, size_t limit) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return llvm::errorCodeToError(std::error_code(errno, std::generic_category()));
+  std::string out;
+  char buf[8192];
+  while (out.size() < limit) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit - out.size()));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return llvm::errorCodeToError(std::error_code(err, std::generic_category()));
+    }
+    if (n == 0)
+      break;
+    out.append(buf, n);
+  }
+  ::close(fd);
+  return out;
+}
+
+llvm::Expected<std::vector<pid_t>> listThreads(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/task";
+  DIR *dir = ::opendir(path.c_str());
+  if (!dir)
+    return llvm::errorCodeToError(std::error_code(errno, std::generic_category()));
+  std::vector<pid_t> tids;
+  while (dirent *ent = ::readdir(dir)) {
+    int tid = 0;
+    if (!llvm::StringRef(ent->d_name).getAsInteger(10, tid) && tid > 0)
+      tids.push_back(tid);
+  }
+  ::closedir(dir);
+  return tids;
+}
+
+llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid) {
+  auto text = readSmallFile(taskDir(pid, tid) + "/stat", 4096);
+  if (!text)
+    return text.takeError();
+  size_t close = text->rfind(')');
+  if (close == std::string::npos || close + 2 >= text->size())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "malformed stat");
+  // After ") ": state ppid pgrp session tty_nr tpgid flags ...
+  llvm::StringRef rest = llvm::StringRef(*text).drop_front(close + 2);
+  TaskStat st;
+  st.state = rest.front();
+  llvm::SmallVector<llvm::StringRef, 8> fields;
+  rest.split(fields, ' ', 8, false);
+  if (fields.size() < 7 || fields[1].getAsInteger(10, st.ppid) ||
+      fields[6].getAsInteger(10, st.flags))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), "malformed stat");
+  return st;
+}
+
+std::string describeState(char state) {
+  switch (state) {
+  case 'R': return "running";
+  case 'S': return "sleeping";
+  case 'D': return "disk-wait";
+  case 'T': return "stopped";
+  case 't': return "tracing-stop";
+  case 'Z': return "zombie";
+  case 'X': return "dead";
+  case 'I': return "idle";
+  case 'P': return "parked";
+  default: return "unknown";
+  }
+}
+
+std::string threadName(pid_t pid, pid_t tid) {
+  auto text = readSmallFile(taskDir(pid, tid) + "/comm", 256);
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return "";
+  }
+  return llvm::StringRef(*text).rtrim('\n').str();
+}
+
+std::optional<std::string> threadWchan(pid_t pid, pid_t tid) {
+  auto text = readSmallFile(taskDir(pid, tid) + "/wchan", 256);
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return std::nullopt;
+  }
+  if (text->empty() || *text == "0")
+    return std::nullopt;
+  return *text;
+}
+
+std::string commandLine(pid_t pid) {
+  auto text = readSmallFile("/proc/" + std::to_string(pid) + "/cmdline", 64 << 10);
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return "";
+  }
+  std::string joined = llvm::StringRef(*text).rtrim('\0').str();
+  std::replace(joined.begin(), joined.end(), '\0', ' ');
+  return joined;
+}
+
+std::string executablePath(pid_t pid) {
+  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  char buf[4096];
+  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, n) : std::string();
+}
+
+pid_t tracerPid(pid_t pid) {
+  auto text = readSmallFile("/proc/" + std::to_string(pid) + "/status", 64 << 10);
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return 0;
+  }
+  size_t pos = text->find("\nTracerPid:");
+  if (pos == std::string::npos)
+    return 0;
+  return std::atoi(text->c_str() + pos + 11);
+}
+
+bool processExists(pid_t pid) {
+  return ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
+}
+
+std::vector<pid_t> childProcesses(pid_t pid) {
+  std::vector<pid_t> children;
+  auto tids = listThreads(pid);
+  if (!tids) {
+    llvm::consumeError(tids.takeError());
+    return children;
+  }
+  for (pid_t tid : *tids) {
+    auto text = readSmallFile(taskDir(pid, tid) + "/children", 1 << 20);
+    if (!text) {
+      llvm::consumeError(text.takeError());
+      continue;
+    }
+    llvm::SmallVector<llvm::StringRef, 16> parts;
+    llvm::StringRef(*text).split(parts, ' ', -1, false);
+    for (llvm::StringRef p : parts) {
+      int child = 0;
+      if (!p.trim().getAsInteger(10, child))
+        children.push_back(child);
+    }
+  }
+  return children;
+}
+
+} // namespace stackpeek

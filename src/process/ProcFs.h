@@ -1,0 +1,47 @@
+// ProcFs: small, bounded readers for /proc/PID files.
+//
+// /proc files report their size as 0, so they are read in a loop up to a
+// limit. Their contents can be chosen by the target (comm, cmdline), so
+// callers treat them as untrusted text. The per-thread stat line has the
+// command name in parentheses, which may itself contain ')' and spaces; the
+// fields after it are found from the LAST ')'.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llvm/Support/Error.h"
+
+namespace stackpeek {
+
+/// Reads a whole /proc (or other small) file, at most `limit` bytes.
+llvm::Expected<std::string> readSmallFile(const std::string &path,
+                                          size_t limit = 1 << 20);
+
+/// Thread ids listed in /proc/PID/task.
+llvm::Expected<std::vector<pid_t>> listThreads(pid_t pid);
+
+struct TaskStat {
+  char state = '?';  // R S D T t Z X I ...
+  pid_t ppid = 0;
+  unsigned flags = 0;
+};
+llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid);
+
+/// "running", "sleeping", "disk-wait", ... for a stat state letter.
+std::string describeState(char state);
+
+std::string threadName(pid_t pid, pid_t tid);        // comm, trailing \n removed
+std::optional<std::string> threadWchan(pid_t pid, pid_t tid); // none for "0"
+std::string commandLine(pid_t pid);                  // argv joined by spaces
+std::string executablePath(pid_t pid);               // readlink /proc/PID/exe
+/// The pid that traces `pid`, 0 if none (TracerPid in /proc/PID/status).
+pid_t tracerPid(pid_t pid);
+bool processExists(pid_t pid);
+/// Children of every thread of `pid` (from /proc/PID/task/*/children).
+std::vector<pid_t> childProcesses(pid_t pid);
+
+} // namespace stackpeek

@@ -1,0 +1,132 @@
+// JSON output: the stable, documented contract (docs/json-format.md).
+//
+// Field names never change once published; new facts are added as new
+// fields. Absent facts are null, never invented. Addresses are hex strings
+// because JSON numbers lose precision above 2^53. Every string passes through
+// sanitizeUtf8, so the document is valid JSON whatever the target contains.
+#include "render/Escape.h"
+#include "render/Renderer.h"
+
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+
+namespace stackpeek {
+
+namespace {
+
+using llvm::json::Array;
+using llvm::json::Object;
+using llvm::json::Value;
+
+Value str(const std::string &s) { return sanitizeUtf8(s); }
+
+template <class T> Value opt(const std::optional<T> &v) {
+  if (!v)
+    return nullptr;
+  if constexpr (std::is_same_v<T, std::string>)
+    return str(*v);
+  else
+    return *v;
+}
+
+Value hex(uint64_t v) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return std::string(buf);
+}
+
+Value frameJson(const Frame &f) {
+  bool native = f.kind == Frame::Kind::Native;
+  Object o{
+      {"kind", native ? "native" : "python"},
+      {"address", native ? hex(f.address) : Value(nullptr)},
+      {"function", opt(f.function)},
+      {"module", opt(f.module)},
+      {"module_offset", f.moduleOffset ? hex(*f.moduleOffset) : Value(nullptr)},
+      {"file", opt(f.file)},
+      {"line", opt(f.line)},
+      {"column", opt(f.column)},
+      {"inlined", f.inlined},
+  };
+  if (!native) {
+    o["end_line"] = opt(f.endLine);
+    o["end_column"] = opt(f.endColumn);
+  }
+  if (!f.locals.empty()) {
+    Object locals;
+    for (const auto &[name, repr] : f.locals)
+      locals[sanitizeUtf8(name)] = str(repr);
+    o["locals"] = std::move(locals);
+  }
+  if (f.error)
+    o["error"] = str(*f.error);
+  return o;
+}
+
+Value threadJson(const Thread &t) {
+  Array frames, errors;
+  for (const Frame &f : t.frames)
+    frames.push_back(frameJson(f));
+  for (const std::string &e : t.errors)
+    errors.push_back(str(e));
+  return Object{
+      {"tid", t.tid},
+      {"name", str(t.name)},
+      {"state", t.state},
+      {"wchan", opt(t.wchan)},
+      {"python_thread_name", opt(t.pythonThreadName)},
+      {"holds_gil", opt(t.holdsGil)},
+      {"idle", opt(t.idle)},
+      {"frames", std::move(frames)},
+      {"frames_omitted", static_cast<int64_t>(t.framesOmitted)},
+      {"errors", std::move(errors)},
+  };
+}
+
+Value processJson(const Process &p) {
+  Array threads, errors;
+  for (const Thread &t : p.threads)
+    threads.push_back(threadJson(t));
+  for (const std::string &e : p.errors)
+    errors.push_back(str(e));
+  Value python = nullptr;
+  if (p.python)
+    python = Object{{"version", p.python->version},
+                    {"implementation", p.python->implementation}};
+  return Object{
+      {"pid", p.pid},
+      {"ppid", opt(p.parentPid)},
+      {"command", str(p.command)},
+      {"executable", str(p.executable)},
+      {"python", std::move(python)},
+      {"pause_us", opt(p.pauseMicros)},
+      {"threads", std::move(threads)},
+      {"errors", std::move(errors)},
+  };
+}
+
+// One process: one JSON object. Several: an array of them.
+class JsonRenderer : public Renderer {
+public:
+  void render(const Process &process, llvm::raw_ostream &) override {
+    documents_.push_back(processJson(process));
+  }
+  void end(llvm::raw_ostream &out) override {
+    if (documents_.size() == 1)
+      out << llvm::formatv("{0:2}", documents_.front()) << "\n";
+    else
+      out << llvm::formatv("{0:2}", Value(std::move(documents_))) << "\n";
+    documents_.clear();
+  }
+
+private:
+  Array documents_;
+};
+
+} // namespace
+
+std::unique_ptr<Renderer> makeJsonRenderer(const RenderOptions &) {
+  return std::make_unique<JsonRenderer>();
+}
+
+} // namespace stackpeek

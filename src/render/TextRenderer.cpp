@@ -1,0 +1,205 @@
+// Text output: what a person reads in a terminal or a CI log.
+//
+// Native-only threads read like a debugger backtrace, innermost frame first
+// (#0 is where the thread is now). Threads running Python read like Python's
+// own traceback, oldest call first ("most recent call last"), so a Python
+// developer sees the format they already know: source lines, carets under
+// the running expression on 3.11+, and runs of identical frames collapsed
+// the way traceback.py collapses them. With --native the merged stack keeps
+// that order and marks each frame (C) or (Python).
+//
+// Everything chosen by the target passes through escapeForTerminal.
+#include "render/Escape.h"
+#include "render/Renderer.h"
+
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+
+namespace stackpeek {
+
+namespace {
+
+std::string esc(const std::string &s) { return escapeForTerminal(s); }
+
+bool hasPythonFrames(const Thread &t) {
+  for (const Frame &f : t.frames)
+    if (f.kind == Frame::Kind::Python)
+      return true;
+  return false;
+}
+
+std::string moduleSuffix(const Frame &f) {
+  if (!f.module)
+    return "";
+  std::string s = " (" + esc(llvm::sys::path::filename(*f.module).str());
+  if (f.moduleOffset)
+    s += llvm::formatv("+{0:x}", *f.moduleOffset).str();
+  return s + ")";
+}
+
+std::string location(const Frame &f) {
+  if (!f.file)
+    return "";
+  std::string s = " at " + esc(*f.file);
+  if (f.line)
+    s += ":" + std::to_string(*f.line);
+  if (f.line && f.column)
+    s += ":" + std::to_string(*f.column);
+  return s;
+}
+
+void threadHeader(const Thread &t, llvm::raw_ostream &out) {
+  const std::string &name = t.pythonThreadName ? *t.pythonThreadName : t.name;
+  out << "Thread " << t.tid << " \"" << esc(name) << "\" (";
+  if (t.idle)
+    out << (*t.idle ? "idle" : "active");
+  else
+    out << t.state;
+  if (t.holdsGil && *t.holdsGil)
+    out << ", holds the GIL";
+  if (t.wchan && !(t.idle && !*t.idle))
+    out << ", in " << esc(*t.wchan);
+  out << ")\n";
+}
+
+void nativeFrameLine(const Frame &f, size_t index, llvm::raw_ostream &out) {
+  out << llvm::formatv("  #{0,-2} 0x{1:x-16} ", index, f.address);
+  out << (f.function ? esc(*f.function) : std::string("??"));
+  out << location(f) << moduleSuffix(f);
+  if (f.inlined)
+    out << " [inlined]";
+  if (f.error)
+    out << " [" << esc(*f.error) << "]";
+  out << "\n";
+}
+
+// Converts a UTF-8 byte offset within `line` to a character offset, because
+// CPython records columns in bytes but carets are drawn per character.
+size_t charOffset(const std::string &line, size_t byteOffset) {
+  size_t chars = 0;
+  for (size_t i = 0; i < line.size() && i < byteOffset; ++i)
+    if ((static_cast<unsigned char>(line[i]) & 0xc0) != 0x80)
+      ++chars;
+  return chars;
+}
+
+// The source line and, on 3.11+, carets under the running expression. As in
+// traceback.py, carets are omitted when they would underline the whole line.
+void pythonSourceLines(const Frame &f, llvm::raw_ostream &out) {
+  if (!f.sourceLine)
+    return;
+  std::string raw = *f.sourceLine;
+  while (!raw.empty() && (raw.back() == '\n' || raw.back() == '\r'))
+    raw.pop_back();
+  size_t indent = raw.find_first_not_of(" \t\f");
+  if (indent == std::string::npos)
+    return;
+  std::string stripped = raw.substr(indent);
+  size_t end = stripped.find_last_not_of(" \t\f");
+  stripped = stripped.substr(0, end + 1);
+  out << "    " << esc(stripped) << "\n";
+  if (!f.column || !f.endColumn || !f.endLine || !f.line || *f.endLine != *f.line)
+    return;
+  if (*f.column < indent || *f.endColumn <= *f.column)
+    return;
+  size_t start = charOffset(raw, *f.column) - charOffset(raw, indent);
+  size_t stop = charOffset(raw, *f.endColumn) - charOffset(raw, indent);
+  size_t width = charOffset(stripped, stripped.size());
+  if (start == 0 && stop >= width)
+    return;
+  out << "    " << std::string(start, ' ') << std::string(stop - start, '^') << "\n";
+}
+
+void pythonFrameLines(const Frame &f, bool marked, llvm::raw_ostream &out) {
+  out << "  " << (marked ? "(Python) " : "") << "File \""
+      << esc(f.file.value_or("<unknown>")) << "\", line "
+      << (f.line ? std::to_string(*f.line) : std::string("?")) << ", in "
+      << esc(f.function.value_or("<unknown>"));
+  if (f.error)
+    out << " [" << esc(*f.error) << "]";
+  out << "\n";
+  pythonSourceLines(f, out);
+  for (const auto &[name, repr] : f.locals)
+    out << "    " << esc(name) << " = " << esc(repr) << "\n";
+}
+
+void mergedNativeLine(const Frame &f, llvm::raw_ostream &out) {
+  out << "  (C) " << (f.function ? esc(*f.function) : std::string("??"))
+      << location(f) << moduleSuffix(f);
+  if (f.inlined)
+    out << " [inlined]";
+  out << "\n";
+}
+
+bool samePythonLine(const Frame &a, const Frame &b) {
+  return a.kind == Frame::Kind::Python && b.kind == Frame::Kind::Python &&
+         a.file == b.file && a.line == b.line && a.function == b.function;
+}
+
+// Oldest call first, with traceback.py's rule for repeats: after three
+// identical consecutive entries, the rest become one summary line.
+void tracebackStyle(const Thread &t, bool native, llvm::raw_ostream &out) {
+  out << "Traceback (most recent call last):\n";
+  if (t.framesOmitted)
+    out << "  [" << t.framesOmitted << " older frames not shown]\n";
+  const std::vector<Frame> &frames = t.frames;
+  size_t repeats = 0;
+  for (size_t i = frames.size(); i-- > 0;) {
+    const Frame &f = frames[i];
+    bool sameAsPrevious = i + 1 < frames.size() && samePythonLine(f, frames[i + 1]);
+    repeats = sameAsPrevious ? repeats + 1 : 0;
+    bool lastOfRun = i == 0 || !samePythonLine(f, frames[i - 1]);
+    if (repeats >= 3) {
+      if (lastOfRun)
+        out << "  [Previous line repeated " << repeats - 2 << " more time"
+            << (repeats - 2 > 1 ? "s" : "") << "]\n";
+      continue;
+    }
+    if (f.kind == Frame::Kind::Python)
+      pythonFrameLines(f, native, out);
+    else if (native)
+      mergedNativeLine(f, out);
+  }
+}
+
+class TextRenderer : public Renderer {
+public:
+  explicit TextRenderer(const RenderOptions &options) : options_(options) {}
+
+  void render(const Process &p, llvm::raw_ostream &out) override {
+    if (!first_)
+      out << "\n";
+    first_ = false;
+    out << "Process " << p.pid << ": " << esc(p.command) << "\n";
+    if (p.python)
+      out << "Python " << p.python->version << " (" << p.python->implementation << ")\n";
+    for (const std::string &e : p.errors)
+      out << "Note: " << esc(e) << "\n";
+    for (const Thread &t : p.threads) {
+      out << "\n";
+      threadHeader(t, out);
+      if (hasPythonFrames(t)) {
+        tracebackStyle(t, options_.native, out);
+      } else {
+        for (size_t i = 0; i < t.frames.size(); ++i)
+          nativeFrameLine(t.frames[i], i, out);
+        if (t.framesOmitted)
+          out << "  [" << t.framesOmitted << " outer frames not shown]\n";
+      }
+      for (const std::string &e : t.errors)
+        out << "  [" << esc(e) << "]\n";
+    }
+  }
+
+private:
+  RenderOptions options_;
+  bool first_ = true;
+};
+
+} // namespace
+
+std::unique_ptr<Renderer> makeTextRenderer(const RenderOptions &options) {
+  return std::make_unique<TextRenderer>(options);
+}
+
+} // namespace stackpeek

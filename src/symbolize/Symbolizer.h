@@ -1,0 +1,64 @@
+// Symbolizer: addresses -> functions, source lines and modules, after the
+// target has resumed.
+//
+// For each module seen in /proc/PID/maps we open its ELF file through
+// /proc/PID/root (see ElfFile), pick the object that carries the most
+// information — the file itself if it has DWARF, else its separate debug file
+// found by build-id or .gnu_debuglink under the given debug directories, else
+// the file with only its symbol tables — and ask LLVM's symbolizer for the
+// (possibly inlined) frames at the module-relative address. When DWARF gives
+// no function name we fall back to our own lookup in .symtab and .dynsym, so
+// stripped binaries still show exported functions. Everything is cached per
+// module, so the cost of parsing debug info is paid once per dump (or per
+// recording).
+//
+// Return addresses point after the call; we look up address-1 so the line is
+// the call site's, except for the innermost frame and signal frames, whose
+// address is the exact instruction.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llvm/DebugInfo/Symbolize/Symbolize.h"
+
+#include "model/Snapshot.h"
+#include "process/Maps.h"
+#include "symbolize/ElfFile.h"
+
+namespace stackpeek {
+
+struct SymbolizerOptions {
+  /// Prefix for module paths: "/proc/PID/root" for a live target, "" to use
+  /// paths as they are (tests, core files).
+  std::string rootPrefix;
+  /// Extra roots searched for separate debug files before the defaults
+  /// (ROOT/usr/lib/debug and /usr/lib/debug).
+  std::vector<std::string> debugDirs;
+};
+
+class Symbolizer {
+public:
+  explicit Symbolizer(SymbolizerOptions options);
+  ~Symbolizer();
+
+  /// The frames at `address`: inlined callees first (marked inlined), then
+  /// the function that contains them. Never empty.
+  std::vector<Frame> symbolize(const std::vector<MapEntry> &maps, uint64_t address,
+                               bool exactAddress);
+
+private:
+  struct Module;
+  Module &moduleFor(const MapEntry &mapping);
+  std::unique_ptr<ElfFile> findDebugFile(const ElfFile &main, const std::string &path);
+  std::unique_ptr<ElfFile> tryDebugCandidate(const std::string &candidate,
+                                             const std::string &wantBuildId);
+
+  SymbolizerOptions options_;
+  llvm::symbolize::LLVMSymbolizer llvm_;
+  std::map<std::pair<std::string, uint64_t>, std::unique_ptr<Module>> modules_;
+};
+
+} // namespace stackpeek
