@@ -130,18 +130,17 @@ llvm::Error PtraceSession::seizeAll() {
                            "no process with pid " + std::to_string(pid_));
       break;
     }
-    bool foundNew = false;
+    // Seize first (the threads keep running), then interrupt the batch, so
+    // the pause starts as late as possible and stops the threads together.
+    std::vector<pid_t> batch;
     for (pid_t tid : *tids) {
       if (!seen.insert(tid).second)
         continue;
-      foundNew = true;
-      if (seized_.empty())
-        pauseStart_ = std::chrono::steady_clock::now();
       if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
         int err = errno;
         if (err == ESRCH)
           continue; // exited between listing and seizing
-        if (err == EPERM && seized_.empty()) {
+        if (err == EPERM && seized_.empty() && batch.empty()) {
           if (pid_t tracer = tracerPid(pid_); tracer != 0)
             return attachError(AttachFailure::AlreadyTraced,
                                "pid " + std::to_string(pid_) +
@@ -153,11 +152,17 @@ llvm::Error PtraceSession::seizeAll() {
         uncaptured_.push_back({tid, std::string("cannot attach: ") + strerror(err)});
         continue;
       }
-      seized_.push_back(tid);
       registerHeld(tid);
+      batch.push_back(tid);
+    }
+    if (!batch.empty() && seized_.empty())
+      pauseStart_ = std::chrono::steady_clock::now();
+    for (pid_t tid : batch) {
+      seized_.push_back(tid);
       if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno != ESRCH)
         uncaptured_.push_back({tid, std::string("cannot interrupt: ") + strerror(errno)});
     }
+    bool foundNew = !batch.empty();
     if (!foundNew)
       return llvm::Error::success();
   }
