@@ -1,0 +1,213 @@
+// capture(): walking interpreters, thread states and frame chains while the
+// target is stopped.
+//
+// Only what changes as the target runs is copied here: which frames are on
+// each thread's chain, each frame's code object address and instruction
+// position, entry/owner flags, thread ids and the GIL holder. Code objects
+// are immutable and are read later by resolve(), after the target resumed.
+//
+// Domain facts (cpython-internals.md §2-3):
+//  - interpreters: `next` chain from interp_head / _PyRuntime.interpreters.head;
+//    thread states: `next` chain from tstate_head / threads.head.
+//  - ≤3.10 frames: tstate->frame, then f_back. 3.11/3.12: tstate->cframe->
+//    current_frame, then `previous`; 3.13+: tstate->current_frame.
+//  - 3.11 marks the first frame of each eval activation with is_entry; 3.12+
+//    pushes a shim frame (owner FRAME_OWNED_BY_CSTACK) below it, which is not
+//    a Python frame: we drop it and mark the frame above it as the entry.
+//  - GIL holder: *_PyThreadState_Current (2.7/3.6),
+//    _PyRuntime.gilstate.tstate_current (3.7-3.11), or the interpreter's GIL
+//    struct `locked ? last_holder : none` (3.12+).
+// Every chain is bounded and cycle-checked: a racing or corrupt target must
+// not make us loop or allocate without bound.
+#include "python/PythonStacks.h"
+
+#include <unordered_set>
+
+#include "python/RemoteStruct.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+  return buf;
+}
+
+template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
+  if (v)
+    return *v;
+  llvm::consumeError(v.takeError());
+  return fallback;
+}
+
+// The thread state that holds the GIL of `interp`, 0 if none or unknown.
+uint64_t gilHolder(const Interpreter &in, MemorySource &mem,
+                   const RemoteStruct &interp) {
+  const Layout &l = in.layout;
+  switch (l.gilModel) {
+  case GilModel::CurrentThreadSymbol:
+    return in.currentTstateAddr
+               ? valueOr(mem.readValue<uint64_t>(in.currentTstateAddr), 0ul)
+               : 0;
+  case GilModel::RuntimeTstateCurrent:
+    return l.runtimeTstateCurrent
+               ? valueOr(mem.readValue<uint64_t>(in.runtimeAddr +
+                                                 *l.runtimeTstateCurrent),
+                         0ul)
+               : 0;
+  case GilModel::InterpreterGil: {
+    if (!l.interpGilPointer)
+      return 0;
+    uint64_t gil = interp.pointer(*l.interpGilPointer);
+    if (!gil)
+      return 0;
+    int32_t locked = valueOr(mem.readValue<int32_t>(gil + l.gilLocked), 0);
+    return locked ? valueOr(mem.readValue<uint64_t>(gil + l.gilLastHolder), 0ul)
+                  : 0;
+  }
+  }
+  return 0;
+}
+
+// The newest frame of a thread: tstate->frame (≤3.10), ->cframe->current_frame
+// (3.11/3.12) or ->current_frame (3.13+).
+llvm::Expected<uint64_t> newestFrame(const Layout &l, MemorySource &mem,
+                                     const RemoteStruct &tstate) {
+  uint64_t frame = tstate.pointer(l.tstateFrame);
+  if (!l.cframeCurrentFrame || frame == 0)
+    return frame;
+  return mem.readValue<uint64_t>(frame + *l.cframeCurrentFrame);
+}
+
+void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
+                const CaptureLimits &limits, CapturedThread &out) {
+  std::unordered_set<uint64_t> seen;
+  while (frameAddr != 0) {
+    if (out.frames.size() >= limits.maxFramesPerThread) {
+      out.errors.push_back("Python stack truncated at " +
+                           std::to_string(limits.maxFramesPerThread) + " frames");
+      return;
+    }
+    if (!seen.insert(frameAddr).second) {
+      out.errors.push_back("Python frame chain loops at " + hex(frameAddr));
+      return;
+    }
+    auto frame = RemoteStruct::read(mem, frameAddr, l.frameSize);
+    if (!frame) {
+      CapturedFrame bad;
+      bad.frameAddr = frameAddr;
+      bad.error = "unreadable frame: " + llvm::toString(frame.takeError());
+      out.frames.push_back(std::move(bad));
+      return;
+    }
+    CapturedFrame f;
+    f.frameAddr = frameAddr;
+    f.codeAddr = frame->pointer(l.frameCode);
+    if (l.frameModel == FrameModel::FrameObject) {
+      f.lasti = frame->get<int32_t>(l.frameLasti).value_or(-1);
+      f.entry = true; // ≤3.10: one eval-loop call per frame
+    } else {
+      f.instrPtr = frame->pointer(l.frameInstrPtr);
+      f.owner = l.frameOwner ? frame->get<uint8_t>(*l.frameOwner).value_or(0) : 0;
+      f.entry = l.frameIsEntry && frame->get<uint8_t>(*l.frameIsEntry).value_or(0);
+    }
+    frameAddr = frame->pointer(l.frameBack);
+    if (l.ownerCStack && f.owner == *l.ownerCStack) {
+      // Shim frame: not Python code, but it closes the activation above it.
+      if (!out.frames.empty())
+        out.frames.back().entry = true;
+      continue;
+    }
+    out.frames.push_back(std::move(f));
+  }
+}
+
+CapturedThread captureThread(const Layout &l, MemorySource &mem,
+                             const RemoteStruct &tstate, uint64_t interpAddr,
+                             uint64_t holder, const CaptureLimits &limits) {
+  CapturedThread t;
+  t.tstateAddr = tstate.address();
+  t.interpAddr = interpAddr;
+  t.threadIdent = tstate.pointer(l.tstateThreadId);
+  if (l.tstateNativeThreadId)
+    t.nativeThreadId = tstate.pointer(*l.tstateNativeThreadId);
+  t.holdsGil = holder != 0 && holder == t.tstateAddr;
+  auto frame = newestFrame(l, mem, tstate);
+  if (!frame) {
+    t.errors.push_back("cannot read the current frame: " +
+                       llvm::toString(frame.takeError()));
+    return t;
+  }
+  walkFrames(l, mem, *frame, limits, t);
+  return t;
+}
+
+// Threads of one interpreter, newest first as CPython links them.
+void captureInterpreter(const Interpreter &in, MemorySource &mem,
+                        const RemoteStruct &interp, const CaptureLimits &limits,
+                        std::unordered_set<uint64_t> &seenThreads,
+                        CapturedPython &out) {
+  const Layout &l = in.layout;
+  uint64_t holder = gilHolder(in, mem, interp);
+  uint64_t tstateAddr = interp.pointer(l.interpThreadsHead);
+  while (tstateAddr != 0) {
+    if (out.threads.size() >= limits.maxThreads) {
+      out.errors.push_back("more than " + std::to_string(limits.maxThreads) +
+                           " Python threads; the rest were skipped");
+      return;
+    }
+    if (!seenThreads.insert(tstateAddr).second) {
+      out.errors.push_back("Python thread list loops at " + hex(tstateAddr));
+      return;
+    }
+    auto tstate = RemoteStruct::read(mem, tstateAddr, l.tstateSize);
+    if (!tstate) {
+      out.errors.push_back("unreadable thread state " + hex(tstateAddr) + ": " +
+                           llvm::toString(tstate.takeError()));
+      return;
+    }
+    if (tstate->pointer(l.tstateInterp) != interp.address()) {
+      out.errors.push_back("thread state " + hex(tstateAddr) +
+                           " belongs to another interpreter; list cut");
+      return;
+    }
+    out.threads.push_back(
+        captureThread(l, mem, *tstate, interp.address(), holder, limits));
+    tstateAddr = tstate->pointer(l.tstateNext);
+  }
+}
+
+} // namespace
+
+llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
+                                       const CaptureLimits &limits) {
+  const Layout &l = in.layout;
+  auto head = mem.readValue<uint64_t>(in.interpHeadAddr);
+  if (!head)
+    return head.takeError();
+  CapturedPython out;
+  std::unordered_set<uint64_t> seenInterps, seenThreads;
+  for (uint64_t interpAddr = *head; interpAddr != 0;) {
+    if (seenInterps.size() >= limits.maxInterpreters) {
+      out.errors.push_back("too many interpreters; the rest were skipped");
+      break;
+    }
+    if (!seenInterps.insert(interpAddr).second) {
+      out.errors.push_back("interpreter list loops at " + hex(interpAddr));
+      break;
+    }
+    auto interp = RemoteStruct::read(mem, interpAddr, l.interpSize);
+    if (!interp) {
+      out.errors.push_back("unreadable interpreter " + hex(interpAddr) + ": " +
+                           llvm::toString(interp.takeError()));
+      break;
+    }
+    captureInterpreter(in, mem, *interp, limits, seenThreads, out);
+    interpAddr = interp->pointer(l.interpNext);
+  }
+  return out;
+}
+
+} // namespace stackpeek::python

@@ -1,0 +1,162 @@
+// Layout: where CPython keeps the fields stackpeek reads, per minor version.
+//
+// CPython's internal structs (interpreter and thread states, frames, code
+// objects, strings, dicts) change layout between minor versions and are not a
+// stable ABI. Rather than compile against each version's headers (which would
+// mean one #ifdef forest per version), we describe each version as data: one
+// `Layout` value per supported minor version (2.7, 3.6-3.13), holding byte
+// offsets (x86_64 Linux, release, non-free-threaded builds) and a few
+// "model" enums for things whose *shape* changed (frame objects vs.
+// interpreter frames, line-table encodings, GIL bookkeeping, dict layouts).
+//
+// The numbers were taken from offsetof() on the headers of the pyenv builds
+// 2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0 and
+// Debian's 3.11.2 (identical to 3.11.7). From 3.13 on CPython publishes most
+// of them itself in `_Py_DebugOffsets` at the start of `_PyRuntime`;
+// `layoutFromDebugOffsets` overlays those onto the built-in table so that a
+// new minor version mostly needs the debug-offsets field positions only (see
+// docs/python-versions.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "llvm/Support/Error.h"
+#include "memory/MemorySource.h"
+
+namespace stackpeek::python {
+
+struct PythonVersion {
+  int major = 0, minor = 0, micro = 0;
+  uint64_t hex = 0; // PY_VERSION_HEX when known (3.11+), else 0
+  std::string toString() const;
+  bool atLeast(int maj, int min) const {
+    return major > maj || (major == maj && minor >= min);
+  }
+  static PythonVersion fromHex(uint64_t hex);
+};
+
+// ≤3.10: heap PyFrameObjects linked by f_back; 3.11+: _PyInterpreterFrame
+// records in per-thread data stacks, linked by `previous`.
+enum class FrameModel { FrameObject, InterpreterFrame };
+
+// How code-object positions map to lines (see LineTable.h).
+enum class LineTableFormat {
+  LnotabUnsignedLines, // 2.7 (and ≤3.5): line increments are unsigned
+  LnotabSignedLines,   // 3.6-3.9
+  Linetable310,        // 3.10 (PEP 626)
+  Locations311,        // 3.11+ (PEP 657, with columns)
+};
+
+// Where "the thread holding the GIL" is recorded.
+enum class GilModel {
+  CurrentThreadSymbol,  // 2.7/3.6: *_PyThreadState_Current
+  RuntimeTstateCurrent, // 3.7-3.11: _PyRuntime.gilstate.tstate_current
+  InterpreterGil,       // 3.12+: interp->ceval.gil → {last_holder, locked}
+};
+
+enum class StringModel { Py2, Py3 };
+
+// Dict and instance-dict layouts, needed only for thread names.
+enum class DictModel { Py27, Py36, Py311 };
+enum class InstanceDictModel {
+  TypeDictOffset,  // ≤3.10: *(obj + type->tp_dictoffset)
+  Managed311,      // values at obj-4 words, dict at obj-3 words
+  DictOrValues312, // one tagged word at obj-3 words (bit 0: values)
+  Inline313,       // dict at obj-3 words, else inline values at obj+16
+};
+enum class IntModel { Py2Int, SignedSize, LvTag };
+
+struct Layout {
+  PythonVersion version;
+
+  // _PyRuntime (3.7+)
+  std::optional<uint32_t> runtimeInterpretersHead;
+  std::optional<uint32_t> runtimeTstateCurrent; // 3.7-3.11
+  uint32_t runtimeSize = 0; // bytes to copy when reading _PyRuntime fields
+
+  // PyInterpreterState
+  uint32_t interpSize = 0; // bytes to copy
+  uint32_t interpNext = 0;
+  uint32_t interpThreadsHead = 0;
+  uint32_t interpModules = 0;
+  std::optional<uint32_t> interpGilPointer; // 3.12+: ceval.gil
+  uint32_t gilLastHolder = 8, gilLocked = 16; // inside _gil_runtime_state
+  GilModel gilModel = GilModel::CurrentThreadSymbol;
+
+  // PyThreadState
+  uint32_t tstateSize = 0;
+  uint32_t tstateNext = 0;
+  uint32_t tstateInterp = 0;
+  uint32_t tstateFrame = 0; // frame / cframe / current_frame
+  std::optional<uint32_t> cframeCurrentFrame; // 3.11/3.12: via _PyCFrame
+  uint32_t tstateThreadId = 0;
+  std::optional<uint32_t> tstateNativeThreadId; // 3.11+
+
+  // Frames
+  FrameModel frameModel = FrameModel::FrameObject;
+  uint32_t frameSize = 0;
+  uint32_t frameBack = 0;
+  uint32_t frameCode = 0;
+  uint32_t frameLasti = 0;        // FrameObject: int f_lasti
+  bool lastiInCodeUnits = false;  // 3.10: f_lasti counts 2-byte code units
+  uint32_t frameInstrPtr = 0;     // InterpreterFrame: prev_instr / instr_ptr
+  bool instrPtrIsPrevious = false; // 3.11/3.12 prev_instr (vs 3.13 instr_ptr)
+  std::optional<uint32_t> frameIsEntry; // 3.11 bool
+  std::optional<uint32_t> frameOwner;   // 3.11+ char
+  uint8_t ownerGenerator = 1;
+  std::optional<uint8_t> ownerCStack;   // 3.12+: shim frames (3)
+
+  // PyCodeObject
+  uint32_t codeSize = 0;
+  uint32_t coFilename = 0, coName = 0;
+  std::optional<uint32_t> coQualname; // 3.11+
+  uint32_t coFirstLineno = 0;
+  uint32_t coLineTable = 0;
+  std::optional<uint32_t> coCodeAdaptive;   // 3.11+
+  std::optional<uint32_t> coFirstTraceable; // 3.11+ (int, code units)
+  LineTableFormat lineTable = LineTableFormat::LnotabSignedLines;
+
+  // Objects and types
+  uint32_t obType = 8;
+  uint32_t tpName = 24, tpFlags = 168, tpDictOffset = 288, tpBasicSize = 32;
+  std::optional<uint32_t> htCachedKeys; // 3.11+
+
+  // Strings and bytes
+  StringModel stringModel = StringModel::Py3;
+  uint32_t bytesSize = 16, bytesData = 32; // 2.7 str: data at 36
+  uint32_t unicodeLength = 16, unicodeState = 32;
+  uint32_t asciiObjectSize = 48, compactUnicodeSize = 72; // 40/56 in 3.12+
+  uint32_t py2UnicodeData = 24, py2UnicodeWidth = 4;
+
+  // Dicts (thread names)
+  DictModel dictModel = DictModel::Py36;
+  uint32_t dictUsed = 16, dictKeys = 32, dictValues = 40;
+  uint32_t dictValuesArray = 0; // offset of values[] inside PyDictValues
+  InstanceDictModel instanceDict = InstanceDictModel::TypeDictOffset;
+  IntModel intModel = IntModel::SignedSize;
+  uint32_t moduleDict = 16; // PyModuleObject.md_dict
+};
+
+/// The built-in table for major.minor, or nullopt if unsupported.
+std::optional<Layout> builtinLayout(int major, int minor);
+
+/// The `_Py_DebugOffsets` cookie ("xdebugpy") at the start of _PyRuntime.
+inline constexpr char kDebugOffsetsCookie[8] = {'x', 'd', 'e', 'b',
+                                                'u', 'g', 'p', 'y'};
+
+/// Reads `_Py_DebugOffsets` at `runtimeAddr` (3.13+), validates the cookie,
+/// the version and the sizes, and returns the built-in layout of that minor
+/// version with every offset the target published overlaid. Fails for a
+/// missing cookie, an unknown minor version, a free-threaded build, or
+/// implausible values.
+llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem,
+                                              uint64_t runtimeAddr);
+
+/// Differences between two layouts' shared offsets, as "field: a != b"
+/// lines (empty when they agree). Used to cross-check the debug offsets
+/// against the built-in table.
+std::string describeLayoutDifferences(const Layout &a, const Layout &b);
+
+} // namespace stackpeek::python

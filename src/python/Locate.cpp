@@ -1,0 +1,316 @@
+// locate(): finding and validating the CPython runtime of a process.
+//
+// Domain facts relied on (cpython-internals.md §1):
+//  - The interpreter lives in a mapped libpython*.so if there is one, else in
+//    the executable (Debian's python3 links libpython statically). sysconfig
+//    is never consulted: only /proc/PID/maps tells what is really loaded.
+//  - Roots: `_PyRuntime` (3.7+; also the `.PyRuntime` section on 3.10+ when
+//    symbols are stripped), `interp_head` + `_PyThreadState_Current`
+//    (2.7/3.6; interp_head is a local symbol, .symtab only).
+//  - Version: `_Py_DebugOffsets` (3.13+), `Py_Version` (3.11+), the string
+//    Py_GetVersion() formats into its static buffer (`version.0`) at startup,
+//    or as a last resort the file name (major.minor only).
+//  - The same file can be mapped twice (ctypes dlopen of libpython/python):
+//    every load of the file is tried and the runtime must validate (cookie on
+//    3.13+, interp->threads.head->interp == interp).
+#include "python/PythonStacks.h"
+
+#include <cstring>
+#include <map>
+#include <regex>
+
+#include "process/Maps.h"
+#include "process/ProcFs.h"
+#include "python/ElfImage.h"
+#include "python/RemoteStruct.h"
+#include "python/SafeFile.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+llvm::Error locateError(const std::string &msg) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), "%s",
+                                 msg.c_str());
+}
+
+// One load of a file: where its offset-0 mapping starts.
+struct ModuleLoad {
+  std::string path; // as listed in the maps
+  uint64_t inode = 0;
+  uint64_t base = 0;
+  bool isLibpython = false;
+};
+
+std::string baseName(const std::string &path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool isLibpythonName(const std::string &path) {
+  // libpython3.11.so.1.0, libpython3.6m.so, libpython2.7.so, libpython3.13t.so
+  static const std::regex pattern(R"(libpython\d\.\d+[a-z]*\.so(\.[0-9.]+)?)");
+  return std::regex_match(baseName(path), pattern);
+}
+
+std::string stripDeleted(std::string path) {
+  static const std::string suffix = " (deleted)";
+  if (path.size() > suffix.size() &&
+      path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0)
+    path.resize(path.size() - suffix.size());
+  return path;
+}
+
+// Every load of libpython, then of the executable. A new load starts at each
+// offset-0 mapping of a file, so a file mapped twice yields two loads; a page
+// re-mapped without its offset-0 mapping (libffi trampolines) yields none.
+std::vector<ModuleLoad> findModuleLoads(const std::vector<MapEntry> &maps,
+                                        const std::string &exePath) {
+  std::vector<ModuleLoad> libs, exes;
+  for (const MapEntry &m : maps) {
+    if (!m.isFile() || m.offset != 0)
+      continue;
+    std::string path = stripDeleted(m.path);
+    if (isLibpythonName(path))
+      libs.push_back({m.path, m.inode, m.start, true});
+    else if (path == exePath)
+      exes.push_back({m.path, m.inode, m.start, false});
+  }
+  libs.insert(libs.end(), exes.begin(), exes.end());
+  return libs;
+}
+
+std::optional<PythonVersion> parseVersionString(llvm::StringRef text) {
+  static const std::regex pattern(R"(^([23])\.(\d{1,2})\.(\d{1,3}))");
+  std::cmatch m;
+  std::string s = text.str();
+  if (!std::regex_search(s.c_str(), m, pattern))
+    return std::nullopt;
+  PythonVersion v;
+  v.major = std::stoi(m[1]), v.minor = std::stoi(m[2]), v.micro = std::stoi(m[3]);
+  return v;
+}
+
+std::optional<PythonVersion> versionFromFileName(const std::string &path) {
+  static const std::regex pattern(R"(python(\d)\.(\d+))");
+  std::smatch m;
+  std::string name = baseName(stripDeleted(path));
+  if (!std::regex_search(name, m, pattern))
+    return std::nullopt;
+  PythonVersion v;
+  v.major = std::stoi(m[1]), v.minor = std::stoi(m[2]);
+  return v;
+}
+
+// Searches `len` bytes at `addr` for Py_GetVersion()'s output,
+// "X.Y.Z[suffix] (build info...", in chunks so one unreadable page only
+// loses that chunk.
+std::optional<PythonVersion> scanForVersionString(MemorySource &mem,
+                                                  uint64_t addr, uint64_t len) {
+  constexpr uint64_t kChunk = 64 * 1024, kOverlap = 64, kMaxScan = 16 << 20;
+  static const std::regex pattern(R"(([23])\.(\d{1,2})\.(\d{1,3})[a-z0-9+]* \()");
+  std::vector<char> buf(kChunk + kOverlap);
+  len = std::min(len, kMaxScan);
+  for (uint64_t off = 0; off < len; off += kChunk) {
+    uint64_t want = std::min(kChunk + kOverlap, len - off);
+    if (!mem.read(addr + off, buf.data(), want))
+      continue;
+    std::string text(buf.data(), want);
+    for (char &c : text)
+      if (c == '\0')
+        c = '\n';
+    std::smatch m;
+    if (std::regex_search(text, m, pattern)) {
+      PythonVersion v;
+      v.major = std::stoi(m[1]), v.minor = std::stoi(m[2]), v.micro = std::stoi(m[3]);
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+// Version of a pre-3.11 runtime (no Py_Version): the formatted buffer, a scan
+// of .bss, or the file name.
+llvm::Expected<PythonVersion> versionWithoutPyVersion(MemorySource &mem,
+                                                      const ElfImage &image,
+                                                      uint64_t bias,
+                                                      const std::string &path,
+                                                      std::vector<std::string> &warnings) {
+  for (const char *sym : {"version.0", "version"})
+    if (auto addr = image.symbol(sym)) {
+      auto text = mem.readCString(*addr + bias, 250);
+      if (!text) {
+        llvm::consumeError(text.takeError());
+        continue;
+      }
+      if (auto v = parseVersionString(*text))
+        return *v;
+    }
+  if (auto bss = image.section(".bss"))
+    if (auto v = scanForVersionString(mem, bss->address + bias, bss->size))
+      return *v;
+  if (auto v = versionFromFileName(path)) {
+    warnings.push_back("Python patch level unknown; version taken from file name");
+    return *v;
+  }
+  return locateError("cannot determine the Python version of " + path);
+}
+
+// The layout for the runtime at `runtimeAddr`: from the debug offsets when
+// the cookie is there (3.13+), else the built-in table for the version.
+llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image,
+                                        uint64_t bias, uint64_t runtimeAddr,
+                                        const std::string &path,
+                                        std::vector<std::string> &warnings) {
+  char cookie[8];
+  if (mem.read(runtimeAddr, cookie, 8) &&
+      std::memcmp(cookie, kDebugOffsetsCookie, 8) == 0) {
+    auto layout = layoutFromDebugOffsets(mem, runtimeAddr);
+    if (!layout)
+      return layout.takeError();
+    if (auto builtin = builtinLayout(3, layout->version.minor)) {
+      std::string diff = describeLayoutDifferences(*builtin, *layout);
+      if (!diff.empty())
+        warnings.push_back("_Py_DebugOffsets differ from the built-in " +
+                           layout->version.toString() + " table:\n" + diff);
+    }
+    return layout;
+  }
+  PythonVersion version;
+  if (auto pyVersion = image.symbol("Py_Version")) {
+    auto hex = mem.readValue<uint64_t>(*pyVersion + bias);
+    if (!hex)
+      return hex.takeError();
+    version = PythonVersion::fromHex(*hex);
+  } else {
+    auto v = versionWithoutPyVersion(mem, image, bias, path, warnings);
+    if (!v)
+      return v.takeError();
+    version = *v;
+  }
+  if (version.atLeast(3, 13))
+    return locateError("CPython " + version.toString() +
+                       " runtime lacks the _Py_DebugOffsets cookie");
+  std::optional<Layout> layout = builtinLayout(version.major, version.minor);
+  if (!layout)
+    return locateError("unsupported CPython version " + version.toString());
+  layout->version = version;
+  return *layout;
+}
+
+// interp_head must point at an interpreter whose first thread state points
+// back at it: this rejects an uninitialised second copy of the runtime.
+llvm::Error validateRuntime(MemorySource &mem, const Interpreter &in) {
+  auto interp = mem.readValue<uint64_t>(in.interpHeadAddr);
+  if (!interp)
+    return interp.takeError();
+  if (*interp == 0)
+    return locateError("no interpreter (runtime not initialised)");
+  const Layout &l = in.layout;
+  auto is = RemoteStruct::read(mem, *interp, l.interpSize);
+  if (!is)
+    return is.takeError();
+  uint64_t tstate = is->pointer(l.interpThreadsHead);
+  if (tstate == 0)
+    return llvm::Error::success(); // no thread yet: nothing to contradict
+  auto back = mem.readValue<uint64_t>(tstate + l.tstateInterp);
+  if (!back)
+    return back.takeError();
+  if (*back != *interp)
+    return locateError("thread state does not point back at its interpreter");
+  return llvm::Error::success();
+}
+
+llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
+                                          const ElfImage &image,
+                                          const ModuleLoad &load) {
+  Interpreter in;
+  in.modulePath = load.path;
+  in.loadBias = load.base - image.firstLoadVaddr();
+  std::optional<uint64_t> runtime = image.symbol("_PyRuntime");
+  if (!runtime)
+    if (auto sec = image.section(".PyRuntime"))
+      runtime = sec->address;
+  if (runtime) {
+    in.runtimeAddr = *runtime + in.loadBias;
+    auto layout = layoutForRuntime(mem, image, in.loadBias, in.runtimeAddr,
+                                   load.path, in.warnings);
+    if (!layout)
+      return layout.takeError();
+    in.layout = *layout;
+    if (!in.layout.runtimeInterpretersHead)
+      return locateError("CPython " + in.layout.version.toString() +
+                         " has no _PyRuntime layout");
+    in.interpHeadAddr = in.runtimeAddr + *in.layout.runtimeInterpretersHead;
+  } else if (auto head = image.symbol("interp_head")) {
+    auto version =
+        versionWithoutPyVersion(mem, image, in.loadBias, load.path, in.warnings);
+    if (!version)
+      return version.takeError();
+    std::optional<Layout> layout = builtinLayout(version->major, version->minor);
+    if (!layout || layout->runtimeInterpretersHead)
+      return locateError("unsupported CPython version " + version->toString());
+    in.layout = *layout;
+    in.layout.version = *version;
+    in.interpHeadAddr = *head + in.loadBias;
+    if (auto current = image.symbol("_PyThreadState_Current"))
+      in.currentTstateAddr = *current + in.loadBias;
+  } else {
+    return locateError("no _PyRuntime or interp_head symbol in " + load.path);
+  }
+  if (llvm::Error err = validateRuntime(mem, in))
+    return std::move(err);
+  return in;
+}
+
+bool looksLikePython(const ElfImage &image) {
+  return image.symbol("_PyRuntime") || image.section(".PyRuntime") ||
+         image.symbol("interp_head") || image.symbol("_PyThreadState_Current");
+}
+
+} // namespace
+
+llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) {
+  auto maps = readMaps(pid);
+  if (!maps)
+    return maps.takeError();
+  std::string exePath = stripDeleted(executablePath(pid));
+  std::vector<ModuleLoad> loads = findModuleLoads(*maps, exePath);
+
+  std::vector<std::string> failures;
+  bool sawPython = false;
+  std::map<std::pair<std::string, uint64_t>, std::optional<ElfImage>> images;
+  for (const ModuleLoad &load : loads) {
+    auto key = std::make_pair(load.path, load.inode);
+    if (!images.count(key)) {
+      // The executable is opened through /proc/PID/exe so a deleted or
+      // namespaced binary still works.
+      std::string file = load.isLibpython
+                             ? pathInTarget(pid, stripDeleted(load.path))
+                             : "/proc/" + std::to_string(pid) + "/exe";
+      auto image = ElfImage::open(file);
+      if (!image) {
+        failures.push_back(llvm::toString(image.takeError()));
+        images[key] = std::nullopt;
+      } else {
+        images[key] = std::move(*image);
+      }
+    }
+    const std::optional<ElfImage> &image = images[key];
+    if (!image || !looksLikePython(*image))
+      continue;
+    sawPython = true;
+    auto in = interpreterAt(mem, *image, load);
+    if (in)
+      return std::optional<Interpreter>(std::move(*in));
+    failures.push_back(load.path + ": " + llvm::toString(in.takeError()));
+  }
+  if (!sawPython)
+    return std::optional<Interpreter>();
+  std::string msg = "cannot decode the Python runtime";
+  for (const std::string &f : failures)
+    msg += "; " + f;
+  return locateError(msg);
+}
+
+} // namespace stackpeek::python

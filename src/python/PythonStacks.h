@@ -1,0 +1,124 @@
+// PythonStacks: the CPython frame decoder's public API.
+//
+// A Python thread's stack lives in interpreter data structures, not only on
+// the native stack, so dumping it means reading CPython internals out of
+// process (see docs/python-versions.md and /work/shared/docs/cpython-internals.md).
+// The work is split so the target is paused as briefly as possible:
+//
+//   locate()  before the pause: find libpython/the executable in
+//             /proc/PID/maps, read its ELF symbols, determine the version and
+//             the layout table, validate the runtime. May open files.
+//   capture() during the pause: walk interpreters -> thread states -> frame
+//             chains, copying only addresses and instruction positions.
+//             Memory reads only, bounded and cycle-checked.
+//   resolve() after the pause: read code objects (immutable, so reading them
+//             late is safe), decode names and line tables, map thread states
+//             to OS thread ids, read thread names.
+//   mergeNativeAndPython(): splice a thread's Python frames into its native
+//             stack in place of the interpreter's eval-loop frames.
+//
+// Target memory is untrusted: every read is checked, and a frame that cannot
+// be decoded becomes a Frame with `error` set; the rest of the stack continues.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llvm/Support/Error.h"
+#include "memory/MemorySource.h"
+#include "model/Snapshot.h"
+#include "python/Layout.h"
+
+namespace stackpeek::python {
+
+/// A located, validated CPython runtime in one process.
+struct Interpreter {
+  Layout layout;                 // layout.version is the detected version
+  std::string modulePath;        // libpython or executable, as in the maps
+  uint64_t loadBias = 0;         // runtime address - link-time address
+  uint64_t runtimeAddr = 0;      // _PyRuntime (3.7+), 0 before
+  uint64_t interpHeadAddr = 0;   // address of the first-interpreter pointer
+  uint64_t currentTstateAddr = 0; // &_PyThreadState_Current (2.7/3.6), else 0
+  std::vector<std::string> warnings; // e.g. debug offsets vs built-in table
+
+  PythonVersion version() const { return layout.version; }
+  PythonInfo info() const { return {layout.version.toString(), "cpython"}; }
+};
+
+/// Finds the interpreter of process `pid`. nullopt: not a (supported-layout)
+/// CPython process. An error: it looks like Python but could not be decoded
+/// (unsupported version, runtime not initialised, unreadable file, ...).
+llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem);
+
+/// Limits for capture; the defaults bound a hostile or corrupt target.
+struct CaptureLimits {
+  size_t maxInterpreters = 64;
+  size_t maxThreads = 10000;
+  size_t maxFramesPerThread = 10000;
+};
+
+struct CapturedFrame {
+  uint64_t frameAddr = 0;
+  uint64_t codeAddr = 0; // f_code / f_executable
+  int64_t lasti = -1;    // ≤3.10: f_lasti as stored
+  uint64_t instrPtr = 0; // 3.11+: prev_instr / instr_ptr
+  uint8_t owner = 0;       // 3.11+
+  bool entry = false;      // first frame of a C->Python eval activation
+  std::optional<std::string> error; // the chain was cut here
+};
+
+struct CapturedThread {
+  uint64_t tstateAddr = 0, interpAddr = 0;
+  uint64_t threadIdent = 0;                  // pthread_t (threading ident)
+  std::optional<uint64_t> nativeThreadId;    // 3.11+
+  bool holdsGil = false;
+  std::vector<CapturedFrame> frames;         // innermost first
+  std::vector<std::string> errors;
+};
+
+struct CapturedPython {
+  std::vector<CapturedThread> threads;
+  std::vector<std::string> errors; // process-level (interpreter chain) issues
+};
+
+/// Walks every thread's frame chain. Call while the target is stopped.
+llvm::Expected<CapturedPython> capture(const Interpreter &interp,
+                                       MemorySource &mem,
+                                       const CaptureLimits &limits = {});
+
+struct PythonThreadStack {
+  pid_t tid = 0;           // 0 if the OS thread could not be identified
+  uint64_t threadIdent = 0;
+  std::optional<std::string> name; // threading.Thread.name, when readable
+  bool holdsGil = false;
+  std::vector<Frame> frames;       // Kind::Python, innermost first
+  std::vector<std::string> errors;
+};
+
+/// Decodes captured chains into frames. `knownTids` (the target's thread ids,
+/// e.g. from /proc/PID/task) validates the pthread->tid mapping used for
+/// 2.7-3.10; pass empty to trust glibc's default layout.
+std::vector<PythonThreadStack> resolve(const Interpreter &interp,
+                                       const CapturedPython &captured,
+                                       MemorySource &mem,
+                                       const std::vector<pid_t> &knownTids = {});
+
+struct MergedStack {
+  std::vector<Frame> frames;          // innermost first
+  std::optional<std::string> warning; // set when the stacks did not line up
+};
+
+/// True for native frames that run the bytecode loop
+/// (_PyEval_EvalFrameDefault; PyEval_EvalFrameEx on 2.7).
+bool isEvalFrame(const Frame &native);
+
+/// Replaces the eval-loop native frames by the Python frames each ran. Each
+/// activation's Python frames end (outermost) at a frame with pythonEntry.
+MergedStack mergeNativeAndPython(const std::vector<Frame> &native,
+                                 const std::vector<Frame> &python);
+
+} // namespace stackpeek::python

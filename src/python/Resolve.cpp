@@ -1,0 +1,291 @@
+// resolve(): turning captured frame chains into stackpeek::Frames, after the
+// target resumed.
+//
+// Code objects are immutable once created, so reading them after the pause
+// gives the same names and tables the paused frames referred to (unless a
+// code object was freed meanwhile: then its frame gets an error). Each code
+// object is read once per resolve() (cache keyed by address).
+//
+// Domain facts (cpython-internals.md §2.1, §3, §4):
+//  - function name: co_qualname (3.11+) else co_name; file: co_filename.
+//  - ≤3.10: position = f_lasti (bytes; code units in 3.10). 3.11+: code unit
+//    = (instruction pointer - (code + co_code_adaptive)) / 2.
+//  - 3.11+ "incomplete" frames (not yet past their prologue, i.e. before
+//    _co_firsttraceable, and not owned by a generator) are skipped, as
+//    CPython itself does in tracebacks and sys._current_frames().
+//  - 3.13 f_executable may be something other than a code object: check the
+//    type name.
+//  - OS thread id: native_thread_id (3.11+); before, thread_id is glibc's
+//    pthread_t, the address of struct pthread, whose `tid` field sits at a
+//    glibc-specific offset (0x2d0 on x86_64 glibc 2.28-2.36+); we validate
+//    the offset against the target's known tids before trusting it.
+#include "python/PythonStacks.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "python/LineTable.h"
+#include "python/Objects.h"
+#include "python/RemoteStruct.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+struct CodeInfo {
+  std::optional<std::string> function;
+  std::optional<std::string> file;
+  int firstLineno = 0;
+  std::vector<uint8_t> lineTable;
+  int64_t firstTraceable = 0; // code units (3.11+)
+  std::optional<std::string> error;
+};
+
+llvm::Expected<CodeInfo> readCodeObject(const Layout &l, MemorySource &mem,
+                                        uint64_t addr) {
+  auto type = typeName(mem, l, addr);
+  if (!type)
+    return type.takeError();
+  if (*type != "code")
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "executable is a '%s', not code",
+                                   type->c_str());
+  auto co = RemoteStruct::read(mem, addr, l.codeSize);
+  if (!co)
+    return co.takeError();
+  CodeInfo info;
+  uint64_t nameAddr = co->pointer(l.coQualname.value_or(l.coName));
+  auto name = readString(mem, l, nameAddr);
+  if (!name)
+    return name.takeError();
+  info.function = *name;
+  auto file = readString(mem, l, co->pointer(l.coFilename));
+  if (!file)
+    return file.takeError();
+  info.file = *file;
+  info.firstLineno = co->get<int32_t>(l.coFirstLineno).value_or(0);
+  auto table = readBytes(mem, l, co->pointer(l.coLineTable));
+  if (!table)
+    return table.takeError();
+  info.lineTable = std::move(*table);
+  if (l.coFirstTraceable)
+    info.firstTraceable = co->get<int32_t>(*l.coFirstTraceable).value_or(0);
+  return info;
+}
+
+class CodeCache {
+public:
+  CodeCache(const Layout &l, MemorySource &mem) : l_(l), mem_(mem) {}
+  const CodeInfo &get(uint64_t addr) {
+    auto it = cache_.find(addr);
+    if (it != cache_.end())
+      return it->second;
+    auto info = readCodeObject(l_, mem_, addr);
+    CodeInfo value;
+    if (info)
+      value = std::move(*info);
+    else
+      value.error = "unreadable code object: " + llvm::toString(info.takeError());
+    return cache_.emplace(addr, std::move(value)).first->second;
+  }
+
+private:
+  const Layout &l_;
+  MemorySource &mem_;
+  std::unordered_map<uint64_t, CodeInfo> cache_;
+};
+
+SourcePosition framePosition(const Layout &l, const CapturedFrame &f,
+                             const CodeInfo &code) {
+  switch (l.lineTable) {
+  case LineTableFormat::LnotabUnsignedLines:
+    return positionFromLnotab(code.lineTable, code.firstLineno, f.lasti, false);
+  case LineTableFormat::LnotabSignedLines:
+    return positionFromLnotab(code.lineTable, code.firstLineno, f.lasti, true);
+  case LineTableFormat::Linetable310:
+    return positionFromLinetable310(code.lineTable, code.firstLineno,
+                                    f.lasti < 0 ? -1 : int64_t(f.lasti) * 2);
+  case LineTableFormat::Locations311:
+    break;
+  }
+  return {};
+}
+
+// 3.11+: code-unit index of the instruction pointer (may be -1 before the
+// first instruction).
+int64_t codeUnitOf(const Layout &l, const CapturedFrame &f) {
+  int64_t start = int64_t(f.codeAddr + l.coCodeAdaptive.value_or(0));
+  int64_t delta = int64_t(f.instrPtr) - start;
+  return delta >= 0 ? delta / 2 : -((-delta + 1) / 2);
+}
+
+// Decodes one captured frame; nullopt for a frame CPython itself would hide.
+std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
+                                 CodeCache &codes) {
+  Frame out;
+  out.kind = Frame::Kind::Python;
+  out.pythonEntry = f.entry;
+  if (f.error) {
+    out.error = f.error;
+    return out;
+  }
+  const CodeInfo &code = codes.get(f.codeAddr);
+  if (code.error) {
+    out.error = code.error;
+    return out;
+  }
+  out.function = code.function;
+  out.file = code.file;
+  SourcePosition pos;
+  if (l.frameModel == FrameModel::InterpreterFrame) {
+    int64_t unit = codeUnitOf(l, f);
+    if (f.owner != l.ownerGenerator && unit < code.firstTraceable)
+      return std::nullopt; // incomplete frame (still in its prologue)
+    if (unit > int64_t(1) << 28) {
+      out.error = "instruction pointer outside its code object";
+      return out;
+    }
+    pos = positionFromLocationTable(code.lineTable, code.firstLineno, unit);
+  } else {
+    pos = framePosition(l, f, code);
+  }
+  out.line = pos.line;
+  out.endLine = pos.endLine;
+  out.column = pos.column;
+  out.endColumn = pos.endColumn;
+  return out;
+}
+
+// Offsets of `tid` inside glibc's struct pthread to try, best guess first.
+constexpr uint64_t kDefaultPthreadTidOffset = 0x2d0;
+constexpr uint64_t kMaxPthreadTidOffset = 0x800;
+
+// Picks the struct pthread tid offset under which the most Python threads map
+// to distinct known tids (ties favour glibc's usual 0x2d0).
+uint64_t pthreadTidOffset(MemorySource &mem,
+                          const std::vector<CapturedThread> &threads,
+                          const std::unordered_set<pid_t> &known) {
+  if (known.empty())
+    return kDefaultPthreadTidOffset;
+  auto score = [&](uint64_t offset) {
+    std::unordered_set<int32_t> hits;
+    for (const CapturedThread &t : threads) {
+      int32_t v = 0;
+      if (t.threadIdent && mem.read(t.threadIdent + offset, &v, 4) &&
+          known.count(v))
+        hits.insert(v);
+    }
+    return hits.size();
+  };
+  uint64_t best = kDefaultPthreadTidOffset;
+  size_t bestScore = score(best);
+  if (bestScore == threads.size())
+    return best;
+  for (uint64_t off = 0; off < kMaxPthreadTidOffset; off += 4) {
+    size_t s = score(off);
+    if (s > bestScore)
+      best = off, bestScore = s;
+  }
+  return best;
+}
+
+pid_t threadTid(MemorySource &mem, const CapturedThread &t,
+                uint64_t tidOffset, const std::unordered_set<pid_t> &known) {
+  if (t.nativeThreadId)
+    return pid_t(*t.nativeThreadId);
+  int32_t tid = 0;
+  if (!t.threadIdent || !mem.read(t.threadIdent + tidOffset, &tid, 4))
+    return 0;
+  if (!known.empty() && !known.count(tid))
+    return 0;
+  return tid;
+}
+
+// threading._active: {ident: Thread} → {ident: Thread.name}. Best effort:
+// any failure just leaves names empty.
+std::unordered_map<uint64_t, std::string>
+threadNames(const Layout &l, MemorySource &mem, uint64_t interpAddr) {
+  std::unordered_map<uint64_t, std::string> names;
+  auto modules = mem.readValue<uint64_t>(interpAddr + l.interpModules);
+  if (!modules) {
+    llvm::consumeError(modules.takeError());
+    return names;
+  }
+  auto threading = dictLookupString(mem, l, *modules, "threading");
+  if (!threading || !*threading) {
+    llvm::consumeError(threading.takeError());
+    return names;
+  }
+  auto moduleDict = mem.readValue<uint64_t>(*threading + l.moduleDict);
+  if (!moduleDict) {
+    llvm::consumeError(moduleDict.takeError());
+    return names;
+  }
+  auto active = dictLookupString(mem, l, *moduleDict, "_active");
+  if (!active || !*active) {
+    llvm::consumeError(active.takeError());
+    return names;
+  }
+  // 2.7's Thread stores its name as self.__name, mangled to _Thread__name.
+  const std::string attr =
+      l.stringModel == StringModel::Py2 ? "_Thread__name" : "_name";
+  llvm::Error err = forEachDictItem(mem, l, *active, [&](uint64_t k, uint64_t v) {
+    auto ident = readUnsignedInt(mem, l, k);
+    if (!ident) {
+      llvm::consumeError(ident.takeError());
+      return true;
+    }
+    auto nameObj = instanceAttribute(mem, l, v, attr);
+    if (!nameObj || !*nameObj) {
+      llvm::consumeError(nameObj.takeError());
+      return true;
+    }
+    auto name = readString(mem, l, *nameObj);
+    if (name)
+      names[*ident] = *name;
+    else
+      llvm::consumeError(name.takeError());
+    return true;
+  });
+  llvm::consumeError(std::move(err));
+  return names;
+}
+
+} // namespace
+
+std::vector<PythonThreadStack> resolve(const Interpreter &in,
+                                       const CapturedPython &captured,
+                                       MemorySource &mem,
+                                       const std::vector<pid_t> &knownTids) {
+  const Layout &l = in.layout;
+  std::unordered_set<pid_t> known(knownTids.begin(), knownTids.end());
+  bool needPthreadTid = !l.tstateNativeThreadId;
+  uint64_t tidOffset = needPthreadTid
+                           ? pthreadTidOffset(mem, captured.threads, known)
+                           : 0;
+  CodeCache codes(l, mem);
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, std::string>> names;
+  std::vector<PythonThreadStack> out;
+  for (const CapturedThread &t : captured.threads) {
+    PythonThreadStack s;
+    s.threadIdent = t.threadIdent;
+    s.tid = threadTid(mem, t, tidOffset, known);
+    s.holdsGil = t.holdsGil;
+    s.errors = t.errors;
+    if (s.tid == 0)
+      s.errors.push_back("cannot map Python thread " +
+                         std::to_string(t.threadIdent) + " to an OS thread");
+    for (const CapturedFrame &f : t.frames)
+      if (std::optional<Frame> frame = decodeFrame(l, f, codes))
+        s.frames.push_back(std::move(*frame));
+    if (!names.count(t.interpAddr))
+      names[t.interpAddr] = threadNames(l, mem, t.interpAddr);
+    auto &byIdent = names[t.interpAddr];
+    if (auto it = byIdent.find(t.threadIdent); it != byIdent.end())
+      s.name = it->second;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+} // namespace stackpeek::python
