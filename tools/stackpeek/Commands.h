@@ -1,0 +1,33 @@
+// The subcommands of the stackpeek tool. Each registers its options on the
+// CLI11 app and returns the function that runs it once parsing succeeded.
+// Commands only parse, call the library and map outcomes to exit codes.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+#include "process/Attach.h"
+
+namespace stackpeek::tool {
+
+// Exit codes shared by every command (documented in README.md, "Exit codes").
+enum ExitCode {
+  kOk = 0,
+  kIncomplete = 1,
+  kUsage = 2,
+  kNoSuchProcess = 3,
+  kPermissionDenied = 4,
+  kAlreadyTraced = 5,
+  kNotDumpable = 6,
+  kInternal = 7,
+};
+
+int exitCodeFor(AttachFailure kind);
+
+using CommandRunner = std::function<int()>;
+
+/// Registers `dump`; the returned runner is called if `dump` was chosen.
+CommandRunner addDumpCommand(CLI::App &app);
+
+} // namespace stackpeek::tool

@@ -1,0 +1,115 @@
+// `stackpeek dump PID...`: options, the pipeline call per pid, the renderer.
+#include <cstdlib>
+
+#include "llvm/Support/raw_ostream.h"
+
+#include "Commands.h"
+#include "driver/Dump.h"
+#include "render/Renderer.h"
+
+namespace stackpeek::tool {
+
+int exitCodeFor(AttachFailure kind) {
+  switch (kind) {
+  case AttachFailure::NoSuchProcess: return kNoSuchProcess;
+  case AttachFailure::PermissionDenied: return kPermissionDenied;
+  case AttachFailure::AlreadyTraced: return kAlreadyTraced;
+  case AttachFailure::NotDumpable: return kNotDumpable;
+  case AttachFailure::Other: return kInternal;
+  }
+  return kInternal;
+}
+
+namespace {
+
+struct DumpArgs {
+  std::vector<int> pids;
+  std::string format = "text";
+  DumpOptions options;
+};
+
+const char *kDumpExamples = R"(
+Examples:
+  stackpeek dump 1234                  every thread of pid 1234, as text
+  stackpeek dump --format json 1234    the same as one JSON document
+  stackpeek dump --native 1234         Python and native frames merged
+  stackpeek dump 1234 5678             several processes, one after another
+  stackpeek dump --debug-dir ./dbg 42  also look for separate debug files
+                                       under ./dbg/.build-id/xx/yyyy.debug
+
+The target is paused only while its registers, stacks and Python frame
+chains are copied (the pause is reported as pause_us in JSON), then resumed
+before anything expensive happens.
+
+Exit codes: 0 ok, 1 partial (target exited mid-dump), 2 usage error,
+3 no such process, 4 permission denied, 5 already traced by a debugger,
+6 not dumpable (zombie or kernel thread), 7 internal error.
+)";
+
+// Dumps each pid in turn; the worst outcome decides the exit code.
+int runDump(const DumpArgs &args) {
+  RenderOptions renderOptions;
+  renderOptions.native = args.options.native;
+  auto renderer = args.format == "json" ? makeJsonRenderer(renderOptions)
+                                        : makeTextRenderer(renderOptions);
+  llvm::raw_fd_ostream &out = llvm::outs();
+  int exitCode = kOk;
+  renderer->begin(out);
+  for (int pid : args.pids) {
+    auto result = dumpProcess(pid, args.options);
+    if (!result) {
+      llvm::handleAllErrors(
+          result.takeError(),
+          [&](const AttachError &e) {
+            llvm::errs() << "stackpeek: " << e.message() << "\n";
+            exitCode = std::max(exitCode, exitCodeFor(e.kind()));
+          },
+          [&](const llvm::ErrorInfoBase &e) {
+            llvm::errs() << "stackpeek: pid " << pid << ": " << e.message() << "\n";
+            exitCode = std::max<int>(exitCode, kInternal);
+          });
+      continue;
+    }
+    renderer->render(result->process, out);
+    if (result->incomplete) {
+      llvm::errs() << "stackpeek: pid " << pid
+                   << " exited during the dump; output is partial\n";
+      exitCode = std::max<int>(exitCode, kIncomplete);
+    }
+  }
+  renderer->end(out);
+  out.flush();
+  return exitCode;
+}
+
+} // namespace
+
+CommandRunner addDumpCommand(CLI::App &app) {
+  auto args = std::make_shared<DumpArgs>();
+  CLI::App *cmd = app.add_subcommand(
+      "dump", "Pause a process briefly, print every thread's stack, resume it.");
+  cmd->add_option("pid", args->pids, "process id(s) to dump")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("-f,--format", args->format, "output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->add_flag("--native", args->options.native,
+                "merge native (C/C++) frames with Python frames");
+  cmd->add_option("--max-frames", args->options.maxFrames,
+                  "keep only the N innermost frames of each thread");
+  cmd->add_option("--debug-dir", args->options.debugDirs,
+                  "extra directory to search for separate debug files "
+                  "(by build-id and .gnu_debuglink); may be repeated")
+      ->check(CLI::ExistingDirectory);
+  cmd->footer(kDumpExamples);
+  return [args, cmd]() -> int {
+    if (!cmd->parsed())
+      return -1;
+    const char *hold = std::getenv("STACKPEEK_TEST_HOLD_PAUSE");
+    args->options.holdPauseForTests = hold && std::string(hold) == "1";
+    return runDump(*args);
+  };
+}
+
+} // namespace stackpeek::tool
