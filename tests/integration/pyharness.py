@@ -1,0 +1,93 @@
+"""Helpers for the Python-stack integration suite (test_python_*.py).
+
+Why: the Python tests run the same target script (tests/targets/python/
+stacks_target.py) under every CPython found on the machine and compare
+stackpeek's JSON with the stacks the target recorded about itself. This module
+finds the interpreters, starts a scenario and loads its oracle, and compares
+a dumped thread with an oracle thread frame by frame.
+
+Interpreters: Debian's /usr/bin/python3 always, plus every pyenv build under
+`pyenv root` (or ~/.pyenv) for the versions listed in EXPECTED_VERSIONS; a
+missing one becomes a pytest skip naming it.
+"""
+
+import glob
+import json
+import os
+import subprocess
+
+import harness
+
+EXPECTED_VERSIONS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def pyenv_root():
+    try:
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=30)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return os.path.expanduser("~/.pyenv")
+
+
+def find_pyenv_python(version):
+    """Path of pythonX.Y from the newest pyenv build of X.Y, or None."""
+    candidates = sorted(glob.glob(os.path.join(pyenv_root(), "versions", version + ".*",
+                                               "bin", "python" + version)))
+    return candidates[-1] if candidates else None
+
+
+def interpreter_params():
+    """(id, path-or-None) for every interpreter the suite should cover."""
+    params = [("system-python3", SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else None)]
+    params += [("pyenv-" + v, find_pyenv_python(v)) for v in EXPECTED_VERSIONS]
+    return params
+
+
+def target_script():
+    src = os.environ.get("STACKPEEK_PYTHON_TARGETS_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "targets", "python")
+    return os.path.join(src, "stacks_target.py")
+
+
+def start_scenario(python, scenario, workdir, ready_timeout=90):
+    """Starts the target under `python`; returns the Target with .oracle."""
+    oracle_path = os.path.join(str(workdir), "oracle-%s-%d.json" % (scenario, harness.mark()))
+    t = harness.start_target([python, target_script(), scenario, oracle_path, "{ready_fd}"],
+                             ready_timeout=ready_timeout)
+    with open(oracle_path) as f:
+        t.oracle = json.load(f)
+    assert t.oracle["pid"] == t.pid
+    assert t.oracle["settled"], "target threads never came to rest: %r" % t.oracle
+    return t
+
+
+def python_frames(thread):
+    return [f for f in thread["frames"] if f["kind"] == "python"]
+
+
+def threads_by_tid(dump):
+    return dict((t["tid"], t) for t in dump["threads"])
+
+
+def expected_frames(oracle_thread, with_columns):
+    keys = ["file", "function", "line"]
+    if with_columns:
+        keys += ["column", "end_line", "end_column"]
+    return [dict((k, f.get(k)) for k in keys) for f in oracle_thread["frames"]], keys
+
+
+def compare_thread(dumped, oracle_thread, with_columns):
+    """Returns a description of the first difference, or None."""
+    want, keys = expected_frames(oracle_thread, with_columns)
+    got = [dict((k, f.get(k)) for k in keys) for f in python_frames(dumped)]
+    if got == want:
+        return None
+    lines = ["thread %s (%s): Python frames differ" % (oracle_thread["tid"], oracle_thread["name"])]
+    for i in range(max(len(got), len(want))):
+        g = got[i] if i < len(got) else None
+        w = want[i] if i < len(want) else None
+        lines.append("%s #%d got  %r\n      want %r" % ("  " if g == w else "!!", i, g, w))
+    return "\n".join(lines)
