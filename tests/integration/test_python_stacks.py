@@ -144,3 +144,14 @@ def test_torn_reads_never_produce_garbage(python, tmp_path):
         assert thread is not None
         check_churn_thread(thread, script)
     harness.assert_running(t.pid)
+
+
+def test_second_uninitialised_libpython_is_ignored(python, tmp_path):
+    t = pyharness.start_scenario(python, "dlopen", tmp_path)
+    if not t.oracle.get("second_libpython"):
+        pytest.skip("%s links libpython statically: nothing to map twice" % python)
+    maps = open("/proc/%d/maps" % t.pid).read()
+    assert t.oracle["second_libpython"] in maps
+    dump = harness.dump_json(t.pid)
+    check_python_info(dump, t.oracle)
+    check_exact_threads(dump, t.oracle)

@@ -13,7 +13,7 @@ parked thread's stack is unchanged across consecutive snapshots and its OS
 thread is asleep.
 
 Usage: stacks_target.py SCENARIO ORACLE_JSON READY_FD
-Scenarios: blocking, deep, many, busy, churn (see the `scenario_*` functions).
+Scenarios: blocking, deep, many, busy, churn, dlopen (see `scenario_*`).
 """
 from __future__ import print_function
 
@@ -48,6 +48,7 @@ _arrived = {}      # ident -> {"tid", "name", "exact"}
 _all_arrived = threading.Event()
 _expected = [0]
 _marked = set()    # (filename, line) of "# BLOCKS" lines
+_extra = {}        # scenario facts copied into the oracle
 
 
 def native_tid():
@@ -174,6 +175,7 @@ def oracle_main(path, ready_fd, scenario):
     doc = {"pid": os.getpid(), "scenario": scenario, "settled": settled,
            "version": platform.python_version(),
            "oracle_tid": native_tid(), "threads": threads}
+    doc.update(_extra)
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
     os.write(ready_fd, b"x")
@@ -336,6 +338,29 @@ def churn_loop():
         churn_a(n)
 
 
+def load_second_libpython():
+    """Maps an uninitialised second copy of libpython (as ctypes/llvmlite
+    users end up doing), so the locator must validate which copy is live.
+    Returns the copy's path, or None for a statically linked interpreter."""
+    import ctypes
+    import shutil
+    import tempfile
+    with open("/proc/self/maps") as f:
+        paths = [line.split()[-1] for line in f if "libpython" in line]
+    if not paths:
+        return None
+    copy_dir = tempfile.mkdtemp(prefix="stackpeek-dlopen-")
+    copy = os.path.join(copy_dir, os.path.basename(paths[0]))
+    shutil.copy(paths[0], copy)
+    ctypes.CDLL(copy, mode=getattr(ctypes, "RTLD_LOCAL", 0))
+    return copy
+
+
+def scenario_dlopen():
+    _extra["second_libpython"] = load_second_libpython()
+    return [(sleeper,)] * 2
+
+
 def scenario_busy():
     return [(sleeper,)] * 4
 
@@ -345,7 +370,8 @@ def scenario_churn():
 
 
 SCENARIOS = {"blocking": scenario_blocking, "deep": scenario_deep,
-             "many": scenario_many, "busy": scenario_busy, "churn": scenario_churn}
+             "many": scenario_many, "busy": scenario_busy, "churn": scenario_churn,
+             "dlopen": scenario_dlopen}
 
 # ------------------------------------------------------------------ module level
 
