@@ -144,7 +144,7 @@ Layout py311() {
   l.interpNext = 0, l.interpThreadsHead = 16, l.interpModules = 888;
   l.tstateFrame = 56, l.cframeCurrentFrame = 8;
   l.tstateThreadId = 152, l.tstateNativeThreadId = 160;
-  l.frameBack = 48, l.frameCode = 32, l.instrPtrIsPrevious = true;
+  l.frameBack = 48, l.frameCode = 32;
   l.frameIsEntry = 68, l.frameOwner = 69;
   l.coFirstLineno = 72, l.coCodeAdaptive = 184, l.coFirstTraceable = 168;
   l.htCachedKeys = 872;
@@ -160,7 +160,7 @@ Layout py312() {
   l.interpGilPointer = 384;
   l.tstateFrame = 56, l.cframeCurrentFrame = 0;
   l.tstateThreadId = 136, l.tstateNativeThreadId = 144;
-  l.frameBack = 8, l.frameCode = 0, l.instrPtrIsPrevious = true;
+  l.frameBack = 8, l.frameCode = 0;
   l.frameOwner = 70, l.ownerCStack = 3;
   l.coFirstLineno = 68, l.coCodeAdaptive = 192, l.coFirstTraceable = 176;
   l.htCachedKeys = 880;
@@ -178,7 +178,7 @@ Layout py313() {
   l.interpGilPointer = 16;
   l.tstateFrame = 72;
   l.tstateThreadId = 152, l.tstateNativeThreadId = 160;
-  l.frameBack = 8, l.frameCode = 0, l.instrPtrIsPrevious = false;
+  l.frameBack = 8, l.frameCode = 0;
   l.frameOwner = 70, l.ownerCStack = 3;
   l.coFirstLineno = 68, l.coCodeAdaptive = 200, l.coFirstTraceable = 184;
   l.htCachedKeys = 880;

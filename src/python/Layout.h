@@ -102,7 +102,6 @@ struct Layout {
   uint32_t frameLasti = 0;        // FrameObject: int f_lasti
   bool lastiInCodeUnits = false;  // 3.10: f_lasti counts 2-byte code units
   uint32_t frameInstrPtr = 0;     // InterpreterFrame: prev_instr / instr_ptr
-  bool instrPtrIsPrevious = false; // 3.11/3.12 prev_instr (vs 3.13 instr_ptr)
   std::optional<uint32_t> frameIsEntry; // 3.11 bool
   std::optional<uint32_t> frameOwner;   // 3.11+ char
   uint8_t ownerGenerator = 1;
