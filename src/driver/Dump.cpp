@@ -78,11 +78,14 @@ void captureStacks(const PtraceSession &session, std::vector<MapEntry> &maps,
   }
 }
 
-void holdPauseForTests() {
+// Holds the target paused until a signal ends us (the handler detaches) or
+// the target dies, so tests can interrupt stackpeek at its most delicate
+// moment. Polling is fine here: this is a test hook, not synchronisation.
+void holdPauseForTests(PtraceSession &session) {
   static const char line[] = "stackpeek: test hold: target paused\n";
   (void)!::write(STDERR_FILENO, line, sizeof line - 1);
-  for (;;)
-    ::pause(); // a signal handler detaches and ends us
+  while (session.leaderAlive())
+    ::usleep(10000);
 }
 
 } // namespace
@@ -122,7 +125,7 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   // Snapshot: registers were read by attach; copy the live stacks.
   captureStacks(**session, *maps, live, snapshot, process.errors);
   if (options.holdPauseForTests)
-    holdPauseForTests();
+    holdPauseForTests(**session);
 
   // Resume: the target runs again; the rest works from the snapshot.
   (*session)->detach();
@@ -173,7 +176,7 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   std::sort(process.threads.begin(), process.threads.end(),
             [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
 
-  if (!processExists(pid)) {
+  if (!processAlive(pid)) {
     result.incomplete = true;
     process.errors.push_back("the process exited during the dump; stacks were captured "
                              "before it did, but symbols may be missing");

@@ -256,6 +256,26 @@ void PtraceSession::detach() {
   pauseEnd_ = std::chrono::steady_clock::now();
 }
 
+bool PtraceSession::leaderAlive() {
+  if (detached_ || leaderGone_)
+    return !leaderGone_;
+  // Reap every exit notification of our tracees: a leader's own exit is
+  // reported only after all its other threads have been reaped.
+  int status = 0;
+  pid_t r;
+  while ((r = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+    if (r == pid_ && (WIFEXITED(status) || WIFSIGNALED(status)))
+      leaderGone_ = true;
+  if (auto stat = readTaskStat(pid_, pid_)) {
+    if (stat->state == 'Z' || stat->state == 'X')
+      leaderGone_ = true;
+  } else {
+    llvm::consumeError(stat.takeError());
+    leaderGone_ = true;
+  }
+  return !leaderGone_;
+}
+
 PtraceSession::~PtraceSession() { detach(); }
 
 std::chrono::microseconds PtraceSession::pauseDuration() const {

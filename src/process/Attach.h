@@ -87,6 +87,11 @@ public:
   /// Lets every thread run again. Idempotent; the destructor calls it.
   void detach();
 
+  /// While attached: false once the thread-group leader has exited (killed
+  /// or exited while we held it). Reaps its exit notification, which the
+  /// tracer must do before the real parent can reap the zombie.
+  bool leaderAlive();
+
   /// Time from the first thread being interrupted until detach() finished (or
   /// until now if still attached).
   std::chrono::microseconds pauseDuration() const;
@@ -104,6 +109,7 @@ private:
   std::chrono::steady_clock::time_point pauseStart_{};
   std::chrono::steady_clock::time_point pauseEnd_{};
   bool detached_ = false;
+  bool leaderGone_ = false;
 };
 
 /// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the

@@ -144,6 +144,15 @@ bool processExists(pid_t pid) {
   return ::access(("/proc/" + std::to_string(pid)).c_str(), F_OK) == 0;
 }
 
+bool processAlive(pid_t pid) {
+  auto stat = readTaskStat(pid, pid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return false;
+  }
+  return stat->state != 'Z' && stat->state != 'X';
+}
+
 std::vector<pid_t> childProcesses(pid_t pid) {
   std::vector<pid_t> children;
   auto tids = listThreads(pid);

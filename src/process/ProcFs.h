@@ -41,6 +41,8 @@ std::string executablePath(pid_t pid);               // readlink /proc/PID/exe
 /// The pid that traces `pid`, 0 if none (TracerPid in /proc/PID/status).
 pid_t tracerPid(pid_t pid);
 bool processExists(pid_t pid);
+/// Exists and has not exited (a zombie has exited: it waits to be reaped).
+bool processAlive(pid_t pid);
 /// Children of every thread of `pid` (from /proc/PID/task/*/children).
 std::vector<pid_t> childProcesses(pid_t pid);
 

@@ -6,22 +6,29 @@
 #include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Support/Path.h"
 
+#include "symbolize/DwarfLoader.h"
+
 namespace stackpeek {
 
 namespace {
 
-llvm::symbolize::LLVMSymbolizer::Options llvmOptions() {
-  llvm::symbolize::LLVMSymbolizer::Options o;
-  o.Demangle = true;
-  o.UseSymbolTable = true;
-  o.RelativeAddresses = false;
-  return o;
-}
-
 struct Symbol {
   uint64_t start, size;
   std::string name;
+  bool global; // STB_GLOBAL or STB_WEAK: the name callers use
 };
+
+// Among aliases of one address (glibc has __GI___clock_nanosleep,
+// __clock_nanosleep and clock_nanosleep for one function), the public one
+// reads best: global before local, then fewer leading underscores.
+bool betterAlias(const Symbol &a, const Symbol &b) {
+  if (a.global != b.global)
+    return a.global;
+  size_t ua = a.name.find_first_not_of('_'), ub = b.name.find_first_not_of('_');
+  if (ua != ub)
+    return ua < ub;
+  return a.name.size() < b.name.size();
+}
 
 // Function symbols from .symtab and .dynsym, sorted by address.
 std::vector<Symbol> functionSymbols(const llvm::object::ELFObjectFileBase &obj) {
@@ -36,14 +43,20 @@ std::vector<Symbol> functionSymbols(const llvm::object::ELFObjectFileBase &obj) 
       if (!name) llvm::consumeError(name.takeError());
       return;
     }
-    out.push_back({*addr, sym.getSize(), name->str()});
+    uint8_t binding = sym.getBinding();
+    out.push_back({*addr, sym.getSize(), name->str(),
+                   binding == llvm::ELF::STB_GLOBAL || binding == llvm::ELF::STB_WEAK});
   };
   for (const llvm::object::ELFSymbolRef &sym : obj.symbols())
     add(sym);
   for (const llvm::object::ELFSymbolRef &sym : obj.getDynamicSymbolIterators())
     add(sym);
+  // By address; at one address the preferred alias first, so a lookup that
+  // lands on the last symbol at or below an address can step back to it.
   std::sort(out.begin(), out.end(), [](const Symbol &a, const Symbol &b) {
-    return a.start < b.start || (a.start == b.start && a.size > b.size);
+    if (a.start != b.start)
+      return a.start < b.start;
+    return betterAlias(a, b);
   });
   return out;
 }
@@ -53,6 +66,22 @@ std::vector<Symbol> functionSymbols(const llvm::object::ELFObjectFileBase &obj) 
 std::string withoutSymbolVersion(const std::string &name) {
   size_t at = name.find('@');
   return at == std::string::npos || at == 0 ? name : name.substr(0, at);
+}
+
+// The preferred alias of the function symbol containing `vaddr`, if any.
+const Symbol *symbolAt(const std::vector<Symbol> &symbols, uint64_t vaddr) {
+  auto it = std::upper_bound(symbols.begin(), symbols.end(), vaddr,
+                             [](uint64_t a, const Symbol &s) { return a < s.start; });
+  if (it == symbols.begin())
+    return nullptr;
+  uint64_t start = std::prev(it)->start;
+  // Step back to the first (preferred) alias at that address.
+  auto first = std::lower_bound(symbols.begin(), it, start,
+                                [](const Symbol &s, uint64_t a) { return s.start < a; });
+  for (auto s = first; s != it; ++s)
+    if (vaddr < s->start + std::max<uint64_t>(s->size, 1))
+      return &*s;
+  return nullptr;
 }
 
 std::optional<std::string> nullIfInvalid(const std::string &s) {
@@ -66,12 +95,13 @@ std::optional<std::string> nullIfInvalid(const std::string &s) {
 struct Symbolizer::Module {
   std::unique_ptr<ElfFile> main;  // the mapped file itself (null if unreadable)
   std::unique_ptr<ElfFile> debug; // its separate debug file, if found
+  std::unique_ptr<LoadedDwarf> dwarf; // from main, else from debug; may be null
   std::vector<Symbol> symbols;    // fallback names
-  std::string displayPath;        // the path as the target sees it
+  // Results per (vaddr, exact): many threads share the same return addresses.
+  std::map<std::pair<uint64_t, bool>, std::vector<Frame>> cache;
 };
 
-Symbolizer::Symbolizer(SymbolizerOptions options)
-    : options_(std::move(options)), llvm_(llvmOptions()) {}
+Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {}
 
 Symbolizer::~Symbolizer() = default;
 
@@ -123,7 +153,6 @@ Symbolizer::Module &Symbolizer::moduleFor(const MapEntry &mapping) {
   if (it != modules_.end())
     return *it->second;
   auto module = std::make_unique<Module>();
-  module->displayPath = mapping.path;
   if (mapping.isFile()) {
     // " (deleted)": the file was replaced after mapping; the old one may still
     // be reachable through /proc/PID/map_files, but we do not chase it.
@@ -132,8 +161,9 @@ Symbolizer::Module &Symbolizer::moduleFor(const MapEntry &mapping) {
       module->main = std::move(*main);
       if (!module->main->hasDwarf())
         module->debug = findDebugFile(*module->main, mapping.path);
+      module->dwarf = loadDwarf(module->debug ? *module->debug : *module->main);
       module->symbols = functionSymbols(module->main->object());
-      if (module->debug && module->symbols.empty())
+      if (module->debug && !module->main->hasSymtab())
         module->symbols = functionSymbols(module->debug->object());
     } else {
       llvm::consumeError(main.takeError());
@@ -160,43 +190,47 @@ std::vector<Frame> Symbolizer::symbolize(const std::vector<MapEntry> &maps,
   if (!vaddr)
     return {base};
 
-  uint64_t lookup = exactAddress ? *vaddr : *vaddr - 1;
-  const ElfFile &source =
-      (module.main->hasDwarf() || !module.debug) ? *module.main : *module.debug;
+  uint64_t lookupAddr = exactAddress ? *vaddr : *vaddr - 1;
+  auto key = std::make_pair(lookupAddr, exactAddress);
+  auto cached = module.cache.find(key);
+  if (cached == module.cache.end())
+    cached = module.cache.emplace(key, lookup(module, lookupAddr, base)).first;
+  std::vector<Frame> frames = cached->second;
+  for (Frame &f : frames)
+    f.address = address; // the cache is per module address, not per mapping
+  return frames;
+}
+
+std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Frame &base) {
   std::vector<Frame> frames;
-  auto inlining = llvm_.symbolizeInlinedCode(
-      source.object(), {lookup, llvm::object::SectionedAddress::UndefSection});
-  if (inlining) {
-    for (uint32_t i = 0; i < inlining->getNumberOfFrames(); ++i) {
-      const llvm::DILineInfo &info = inlining->getFrame(i);
+  if (module.dwarf && module.dwarf->context) {
+    llvm::DILineInfoSpecifier spec(
+        llvm::DILineInfoSpecifier::FileLineInfoKind::AbsoluteFilePath,
+        llvm::DILineInfoSpecifier::FunctionNameKind::LinkageName);
+    llvm::DIInliningInfo inlining = module.dwarf->context->getInliningInfoForAddress(
+        {vaddr, llvm::object::SectionedAddress::UndefSection}, spec);
+    for (uint32_t i = 0; i < inlining.getNumberOfFrames(); ++i) {
+      const llvm::DILineInfo &info = inlining.getFrame(i);
       Frame f = base;
-      f.function = nullIfInvalid(info.FunctionName);
-      if (f.function)
-        f.function = withoutSymbolVersion(*f.function);
+      if (auto name = nullIfInvalid(info.FunctionName))
+        f.function = llvm::demangle(withoutSymbolVersion(*name));
       f.file = nullIfInvalid(info.FileName);
       if (info.Line)
         f.line = info.Line;
       if (info.Column)
         f.column = info.Column;
-      f.inlined = i + 1 < inlining->getNumberOfFrames();
+      f.inlined = i + 1 < inlining.getNumberOfFrames();
       frames.push_back(std::move(f));
     }
-  } else {
-    llvm::consumeError(inlining.takeError());
   }
   if (frames.empty())
     frames.push_back(base);
-  // No name from DWARF or LLVM's symbol table: use ours (covers .dynsym).
+  // The outermost frame is a real (not inlined) function, so the symbol
+  // table names it too: that name wins, being the public alias where DWARF
+  // has an internal one, and the only name where there is no DWARF at all.
   Frame &outer = frames.back();
-  if (!outer.function && !module.symbols.empty()) {
-    auto it = std::upper_bound(module.symbols.begin(), module.symbols.end(), lookup,
-                               [](uint64_t a, const Symbol &s) { return a < s.start; });
-    if (it != module.symbols.begin()) {
-      --it;
-      if (lookup < it->start + std::max<uint64_t>(it->size, 1))
-        outer.function = llvm::demangle(withoutSymbolVersion(it->name));
-    }
-  }
+  if (const Symbol *sym = symbolAt(module.symbols, vaddr))
+    outer.function = llvm::demangle(withoutSymbolVersion(sym->name));
   return frames;
 }
 

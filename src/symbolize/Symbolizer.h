@@ -4,13 +4,14 @@
 // For each module seen in /proc/PID/maps we open its ELF file through
 // /proc/PID/root (see ElfFile), pick the object that carries the most
 // information — the file itself if it has DWARF, else its separate debug file
-// found by build-id or .gnu_debuglink under the given debug directories, else
-// the file with only its symbol tables — and ask LLVM's symbolizer for the
-// (possibly inlined) frames at the module-relative address. When DWARF gives
-// no function name we fall back to our own lookup in .symtab and .dynsym, so
-// stripped binaries still show exported functions. Everything is cached per
-// module, so the cost of parsing debug info is paid once per dump (or per
-// recording).
+// found by build-id or .gnu_debuglink under the given debug directories — and
+// ask LLVM's DWARFContext (built by DwarfLoader from only the sections that
+// matter) for the possibly inlined frames at the module-relative address.
+// When DWARF gives no function name we look the address up in .symtab and
+// .dynsym, so stripped binaries still show exported functions. Everything is
+// cached per module and per address, so the cost of parsing debug info is
+// paid once per dump (or per recording), and identical stacks in many
+// threads cost one lookup.
 //
 // Return addresses point after the call; we look up address-1 so the line is
 // the call site's, except for the innermost frame and signal frames, whose
@@ -22,7 +23,6 @@
 #include <string>
 #include <vector>
 
-#include "llvm/DebugInfo/Symbolize/Symbolize.h"
 
 #include "model/Snapshot.h"
 #include "process/Maps.h"
@@ -56,8 +56,9 @@ private:
   std::unique_ptr<ElfFile> tryDebugCandidate(const std::string &candidate,
                                              const std::string &wantBuildId);
 
+  std::vector<Frame> lookup(Module &module, uint64_t vaddr, const Frame &base);
+
   SymbolizerOptions options_;
-  llvm::symbolize::LLVMSymbolizer llvm_;
   std::map<std::pair<std::string, uint64_t>, std::unique_ptr<Module>> modules_;
 };
 

@@ -19,13 +19,16 @@ int main(int argc, char **argv) {
   app.footer("Run 'stackpeek COMMAND --help' for the options of a command.\n"
              "Example: stackpeek dump $(pgrep -f myservice)");
 
-  std::vector<CommandRunner> commands = {addDumpCommand(app)};
+  std::vector<CommandRunner> commands = {addDumpCommand(app), addRunCommand(app)};
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
-    int rc = app.exit(e);
-    return rc == 0 ? kOk : kUsage;
+    if (e.get_exit_code() == 0) // --help, --version
+      return app.exit(e);
+    llvm::errs() << "stackpeek: " << e.what() << "\n"
+                 << "Run 'stackpeek --help' (or 'stackpeek COMMAND --help') for usage.\n";
+    return kUsage;
   }
   try {
     for (const CommandRunner &run : commands)
