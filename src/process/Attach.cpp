@@ -2,8 +2,11 @@
 
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstddef>
 
 #include <algorithm>
 #include <atomic>
@@ -217,12 +220,58 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   }
 }
 
+namespace {
+
+// Some system calls fail with EINTR when their thread is stopped, even by a
+// ptrace stop with no signal handler involved (signal(7), "Interruption of
+// system calls and library functions by stop signals"): epoll_wait,
+// semop, sigtimedwait, io_getevents, socket calls with a timeout. Left alone,
+// the target would see an EINTR it never sees without us. We turn that EINTR
+// back into the kernel's internal -ERESTARTNOHAND: on resume the kernel
+// restarts the call if no handler runs, and reports EINTR if one does, which
+// is what would have happened had we not stopped the thread. (connect is not
+// listed: restarting it would not be equivalent.) The captured registers keep
+// the values the thread actually had.
+constexpr long kERestartNoHand = 514;
+
+bool stopInterruptsWithEintr(long nr) {
+  switch (nr) {
+  case SYS_epoll_wait: case SYS_epoll_pwait:
+#ifdef SYS_epoll_pwait2
+  case SYS_epoll_pwait2:
+#endif
+  case SYS_semop: case SYS_semtimedop: case SYS_rt_sigtimedwait:
+  case SYS_io_getevents:
+#ifdef SYS_io_pgetevents
+  case SYS_io_pgetevents:
+#endif
+  case SYS_accept: case SYS_accept4: case SYS_recvfrom: case SYS_recvmsg:
+  case SYS_recvmmsg: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
+    return true;
+  default:
+    return false;
+  }
+}
+
+void undoStopInducedEintr(pid_t tid, const user_regs_struct &regs) {
+  constexpr unsigned long long kUserCs64 = 0x33;
+  if (regs.cs != kUserCs64 || static_cast<long long>(regs.orig_rax) < 0 ||
+      static_cast<long long>(regs.rax) != -EINTR ||
+      !stopInterruptsWithEintr(static_cast<long>(regs.orig_rax)))
+    return;
+  ptrace(PTRACE_POKEUSER, tid, reinterpret_cast<void *>(offsetof(struct user, regs.rax)),
+         reinterpret_cast<void *>(-kERestartNoHand));
+}
+
+} // namespace
+
 void PtraceSession::readRegisters() {
   for (auto it = stopped_.begin(); it != stopped_.end();) {
     if (ptrace(PTRACE_GETREGS, it->tid, nullptr, &it->regs) != 0) {
       uncaptured_.push_back({it->tid, std::string("cannot read registers: ") + strerror(errno)});
       it = stopped_.erase(it);
     } else {
+      undoStopInducedEintr(it->tid, it->regs);
       ++it;
     }
   }
