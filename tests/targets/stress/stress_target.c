@@ -13,14 +13,15 @@
  *
  * Optional "churn" workers create and join short-lived threads continuously
  * (thread churn during dumps); "--exec-loop N" makes the process re-exec
- * itself every N milliseconds (exec racing an attach).
+ * itself every N milliseconds (exec racing an attach); "--exit-after N"
+ * makes it exit with status 0 on its own after N ms (exit racing a dump).
  *
  * Reporting: a 4 KiB stats file shared with the tests through mmap (layout
  * below, mirrored in tests/integration/safety_common.py).  Readiness: one byte
  * on --ready-fd once every worker has completed an operation.
  *
  * Usage: stress_target --stats PATH [--ready-fd FD] [--churn N]
- *                      [--exec-loop MS] [--generation G]
+ *                      [--exec-loop MS] [--exit-after MS] [--generation G]
  *
  * Built without sanitizers and with plain flags (tests/targets/CMakeLists.txt
  * clears the directory's options), like the other targets.
@@ -350,7 +351,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
   const char *stats_path = NULL;
-  int ready_fd = -1, churn = 0, exec_ms = 0;
+  int ready_fd = -1, churn = 0, exec_ms = 0, exit_ms = 0;
   long generation = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--stats")) stats_path = argv[i + 1];
@@ -358,9 +359,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--churn")) churn = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--exec-loop")) exec_ms = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--generation")) generation = atol(argv[i + 1]);
+    else if (!strcmp(argv[i], "--exit-after")) exit_ms = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "usage: stress_target --stats PATH [--ready-fd FD] [--churn N] "
-                      "[--exec-loop MS]\n");
+                      "[--exec-loop MS] [--exit-after MS]\n");
       return 2;
     }
   }
@@ -455,6 +457,10 @@ int main(int argc, char **argv) {
     if (write(ready_fd, &c, 1) != 1)
       die("ready fd");
     close(ready_fd);
+  }
+  if (exit_ms > 0) {
+    sleep_ms(exit_ms); /* exit on our own, racing whoever inspects us */
+    _exit(0);
   }
   for (;;)
     pause(); /* main thread: parked; the tests kill us */
