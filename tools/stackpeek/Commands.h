@@ -29,5 +29,7 @@ using CommandRunner = std::function<int()>;
 
 /// Registers `dump`; the returned runner is called if `dump` was chosen.
 CommandRunner addDumpCommand(CLI::App &app);
+/// Registers `run` (command wrapper with hang dumps, tools/stackpeek/RunCommand.cpp).
+CommandRunner addRunCommand(CLI::App &app);
 
 } // namespace stackpeek::tool

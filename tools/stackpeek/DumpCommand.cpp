@@ -6,6 +6,7 @@
 #include "Commands.h"
 #include "driver/Dump.h"
 #include "render/Renderer.h"
+#include "run/ProcessTree.h"
 
 namespace stackpeek::tool {
 
@@ -25,6 +26,7 @@ namespace {
 struct DumpArgs {
   std::vector<int> pids;
   std::string format = "text";
+  bool tree = false;
   DumpOptions options;
 };
 
@@ -94,6 +96,8 @@ CommandRunner addDumpCommand(CLI::App &app) {
   cmd->add_option("-f,--format", args->format, "output format")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  cmd->add_flag("--tree", args->tree,
+                "also dump every descendant of each PID, parents before children");
   cmd->add_flag("--native", args->options.native,
                 "merge native (C/C++) frames with Python frames");
   cmd->add_option("--max-frames", args->options.maxFrames,
@@ -108,6 +112,8 @@ CommandRunner addDumpCommand(CLI::App &app) {
       return -1;
     const char *hold = std::getenv("STACKPEEK_TEST_HOLD_PAUSE");
     args->options.holdPauseForTests = hold && std::string(hold) == "1";
+    if (args->tree)
+      args->pids = withDescendants(args->pids);
     return runDump(*args);
   };
 }
