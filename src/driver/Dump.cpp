@@ -10,6 +10,8 @@
 #include "process/Attach.h"
 #include "process/Maps.h"
 #include "process/ProcFs.h"
+#include "python/PythonStacks.h"
+#include "python/SourceLines.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
 
@@ -25,7 +27,8 @@ constexpr uint64_t kRedZone = 128;                  // x86_64 ABI: below rsp, st
 constexpr size_t kMaxNativeFrames = 8192;
 
 struct ThreadFacts {
-  std::string name, state;
+  std::string name;
+  char state = '?';
   std::optional<std::string> wchan;
 };
 
@@ -33,13 +36,56 @@ ThreadFacts readThreadFacts(pid_t pid, pid_t tid) {
   ThreadFacts facts;
   facts.name = threadName(pid, tid);
   if (auto stat = readTaskStat(pid, tid))
-    facts.state = describeState(stat->state);
-  else {
+    facts.state = stat->state;
+  else
     llvm::consumeError(stat.takeError());
-    facts.state = "unknown";
-  }
   facts.wchan = threadWchan(pid, tid);
   return facts;
+}
+
+// Everything /proc can tell without stopping anything, read before the pause.
+struct ProcessFacts {
+  std::vector<MapEntry> maps;
+  std::map<pid_t, ThreadFacts> threads;
+};
+
+ProcessFacts readProcessFacts(pid_t pid, Process &process) {
+  ProcessFacts facts;
+  process.command = commandLine(pid);
+  process.executable = executablePath(pid);
+  if (auto stat = readTaskStat(pid, pid))
+    process.parentPid = stat->ppid;
+  else
+    llvm::consumeError(stat.takeError());
+  if (auto maps = readMaps(pid))
+    facts.maps = std::move(*maps);
+  else
+    llvm::consumeError(maps.takeError());
+  if (auto tids = listThreads(pid)) {
+    for (pid_t tid : *tids)
+      facts.threads[tid] = readThreadFacts(pid, tid);
+  } else {
+    llvm::consumeError(tids.takeError());
+  }
+  return facts;
+}
+
+// Finds the Python interpreter, if any. Problems become notes on the
+// process: the native stacks are still worth printing.
+std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
+                                                Process &process) {
+  auto interp = python::locate(pid, mem);
+  if (!interp) {
+    process.errors.push_back("Python stacks unavailable: " +
+                             llvm::toString(interp.takeError()));
+    return std::nullopt;
+  }
+  if (!*interp)
+    return std::nullopt;
+  process.python = (*interp)->info();
+  for (const std::string &w : (*interp)->warnings)
+    process.errors.push_back("Python: " + w);
+  return std::move(**interp);
 }
 
 // Copies the live part of each stopped thread's stack: from just below the
@@ -88,6 +134,72 @@ void holdPauseForTests(PtraceSession &session) {
     ::usleep(10000);
 }
 
+Thread makeThread(pid_t pid, pid_t tid, const ProcessFacts &facts) {
+  Thread thread;
+  thread.tid = tid;
+  auto known = facts.threads.find(tid);
+  ThreadFacts f = known != facts.threads.end() ? known->second : readThreadFacts(pid, tid);
+  thread.name = f.name;
+  thread.state = describeState(f.state);
+  thread.wchan = f.wchan;
+  return thread;
+}
+
+std::vector<Frame> nativeStack(Unwinder &unwinder, Symbolizer &symbolizer,
+                               const std::vector<MapEntry> &maps,
+                               const StoppedThread &stopped, Thread &thread) {
+  std::vector<Frame> frames;
+  UnwindResult unwound = unwinder.unwind(stopped.regs, kMaxNativeFrames);
+  for (size_t i = 0; i < unwound.frames.size(); ++i) {
+    const RawFrame &raw = unwound.frames[i];
+    // The innermost frame and a frame interrupted by a signal hold the exact
+    // instruction; every other address is a return address.
+    bool exact = i == 0 || raw.signalFrame || unwound.frames[i - 1].signalFrame;
+    for (Frame &frame : symbolizer.symbolize(maps, raw.ip, exact))
+      frames.push_back(std::move(frame));
+  }
+  if (unwound.stopReason)
+    thread.errors.push_back(*unwound.stopReason);
+  return frames;
+}
+
+// Gives a thread its Python facts and decides which frames it shows:
+// Python frames alone, or merged with the native ones under --native.
+void applyPython(Thread &thread, python::PythonThreadStack &py,
+                 std::vector<Frame> native, bool merge, char state) {
+  thread.pythonThreadName = py.name;
+  thread.holdsGil = py.holdsGil;
+  thread.idle = state != 'R';
+  for (std::string &e : py.errors)
+    thread.errors.push_back(std::move(e));
+  if (!merge) {
+    thread.frames = std::move(py.frames);
+    return;
+  }
+  python::MergedStack merged = python::mergeNativeAndPython(native, py.frames);
+  thread.frames = std::move(merged.frames);
+  if (merged.warning)
+    thread.errors.push_back(*merged.warning);
+}
+
+void fillSourceLines(pid_t pid, Process &process) {
+  python::SourceLines sources(pid);
+  for (Thread &t : process.threads)
+    for (Frame &f : t.frames)
+      if (f.kind == Frame::Kind::Python && f.file && f.line)
+        f.sourceLine = sources.line(*f.file, *f.line);
+}
+
+void truncateFrames(Process &process, size_t maxFrames) {
+  if (!maxFrames)
+    return;
+  for (Thread &t : process.threads)
+    if (t.frames.size() > maxFrames) {
+      t.framesOmitted = t.frames.size() - maxFrames;
+      t.frames.resize(maxFrames);
+    }
+}
+
 } // namespace
 
 llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
@@ -95,87 +207,88 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   Process &process = result.process;
   process.pid = pid;
 
-  // Before the pause: everything /proc can tell without stopping anything.
-  process.command = commandLine(pid);
-  process.executable = executablePath(pid);
-  if (auto stat = readTaskStat(pid, pid))
-    process.parentPid = stat->ppid;
-  else
-    llvm::consumeError(stat.takeError());
-  auto maps = readMaps(pid);
-  if (!maps) {
-    llvm::consumeError(maps.takeError());
-    maps = std::vector<MapEntry>{};
-  }
-  std::map<pid_t, ThreadFacts> facts;
-  if (auto tids = listThreads(pid)) {
-    for (pid_t tid : *tids)
-      facts[tid] = readThreadFacts(pid, tid);
-  } else {
-    llvm::consumeError(tids.takeError());
-  }
+  // Before the pause: /proc facts, and where the Python interpreter lives.
+  ProcessFacts facts = readProcessFacts(pid, process);
+  ProcessMemory live(pid);
+  std::optional<python::Interpreter> interp = locatePython(pid, live, process);
 
   // Attach: every thread stops here. The pause lasts until detach().
   auto session = PtraceSession::attach(pid);
   if (!session)
     return session.takeError();
-  ProcessMemory live(pid);
-  SnapshotMemory snapshot(&live);
+  live.clearCache(); // pages read before the pause may be stale
 
-  // Snapshot: registers were read by attach; copy the live stacks.
-  captureStacks(**session, *maps, live, snapshot, process.errors);
+  // Snapshot: registers (read by attach), live stacks, Python frame chains.
+  SnapshotMemory snapshot(&live);
+  captureStacks(**session, facts.maps, live, snapshot, process.errors);
+  std::optional<python::CapturedPython> capturedPython;
+  if (interp) {
+    auto captured = python::capture(*interp, live);
+    if (captured)
+      capturedPython = std::move(*captured);
+    else
+      process.errors.push_back("Python stacks unavailable: " +
+                               llvm::toString(captured.takeError()));
+  }
   if (options.holdPauseForTests)
     holdPauseForTests(**session);
 
   // Resume: the target runs again; the rest works from the snapshot.
   (*session)->detach();
   process.pauseMicros = static_cast<double>((*session)->pauseDuration().count());
-  live.clearCache(); // pages read during the pause may now be stale
+  live.clearCache();
 
-  // Unwind and symbolize each captured thread.
-  Unwinder unwinder(*maps, snapshot);
+  // Decode Python frames: code objects are immutable, so reading them now
+  // gives what the frames ran during the pause.
+  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  if (capturedPython) {
+    for (const std::string &e : capturedPython->errors)
+      process.errors.push_back("Python: " + e);
+    std::vector<pid_t> knownTids;
+    for (const auto &[tid, f] : facts.threads)
+      knownTids.push_back(tid);
+    for (python::PythonThreadStack &s : python::resolve(*interp, *capturedPython, live, knownTids))
+      if (s.tid != 0)
+        pythonByTid[s.tid] = std::move(s);
+  }
+
+  // Unwind and symbolize each thread that shows native frames.
+  Unwinder unwinder(facts.maps, snapshot);
   SymbolizerOptions symOptions;
   symOptions.rootPrefix = "/proc/" + std::to_string(pid) + "/root";
   symOptions.debugDirs = options.debugDirs;
   Symbolizer symbolizer(symOptions);
   for (const StoppedThread &stopped : (*session)->stoppedThreads()) {
-    Thread thread;
-    thread.tid = stopped.tid;
-    auto known = facts.find(stopped.tid);
-    ThreadFacts f = known != facts.end() ? known->second : readThreadFacts(pid, stopped.tid);
-    thread.name = f.name;
-    thread.state = f.state;
-    thread.wchan = f.wchan;
-    UnwindResult unwound = unwinder.unwind(stopped.regs, kMaxNativeFrames);
-    for (size_t i = 0; i < unwound.frames.size(); ++i) {
-      const RawFrame &raw = unwound.frames[i];
-      bool exact = i == 0 || raw.signalFrame ||
-                   (i > 0 && unwound.frames[i - 1].signalFrame);
-      for (Frame &frame : symbolizer.symbolize(*maps, raw.ip, exact))
-        thread.frames.push_back(std::move(frame));
-    }
-    if (unwound.stopReason)
-      thread.errors.push_back(*unwound.stopReason);
-    if (options.maxFrames && thread.frames.size() > options.maxFrames) {
-      thread.framesOmitted = thread.frames.size() - options.maxFrames;
-      thread.frames.resize(options.maxFrames);
+    Thread thread = makeThread(pid, stopped.tid, facts);
+    auto py = pythonByTid.find(stopped.tid);
+    bool hasPython = py != pythonByTid.end() && !py->second.frames.empty();
+    std::vector<Frame> native;
+    if (!hasPython || options.native)
+      native = nativeStack(unwinder, symbolizer, facts.maps, stopped, thread);
+    if (py != pythonByTid.end()) {
+      auto f = facts.threads.find(stopped.tid);
+      char state = f != facts.threads.end() ? f->second.state : '?';
+      if (hasPython)
+        applyPython(thread, py->second, std::move(native), options.native, state);
+      else {
+        applyPython(thread, py->second, {}, false, state);
+        thread.frames = std::move(native);
+      }
+    } else {
+      thread.frames = std::move(native);
     }
     process.threads.push_back(std::move(thread));
   }
   for (const UncapturedThread &u : (*session)->uncaptured()) {
-    Thread thread;
-    thread.tid = u.tid;
-    auto known = facts.find(u.tid);
-    ThreadFacts f = known != facts.end() ? known->second : readThreadFacts(pid, u.tid);
-    thread.name = f.name;
-    thread.state = f.state;
-    thread.wchan = f.wchan;
+    Thread thread = makeThread(pid, u.tid, facts);
     thread.errors.push_back(u.reason);
     process.threads.push_back(std::move(thread));
   }
   std::sort(process.threads.begin(), process.threads.end(),
             [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
 
+  fillSourceLines(pid, process);
+  truncateFrames(process, options.maxFrames);
   if (!processAlive(pid)) {
     result.incomplete = true;
     process.errors.push_back("the process exited during the dump; stacks were captured "

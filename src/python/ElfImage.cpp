@@ -5,7 +5,7 @@
 
 #include <array>
 
-#include "python/SafeFile.h"
+#include "process/SafeFile.h"
 
 namespace stackpeek::python {
 

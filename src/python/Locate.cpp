@@ -23,7 +23,7 @@
 #include "process/ProcFs.h"
 #include "python/ElfImage.h"
 #include "python/RemoteStruct.h"
-#include "python/SafeFile.h"
+#include "process/SafeFile.h"
 
 namespace stackpeek::python {
 

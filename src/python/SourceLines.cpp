@@ -2,7 +2,7 @@
 // files that large are not worth pausing a dump for.
 #include "python/SourceLines.h"
 
-#include "python/SafeFile.h"
+#include "process/SafeFile.h"
 
 namespace stackpeek::python {
 

@@ -1,14 +1,11 @@
 #include "symbolize/ElfFile.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 
 #include "llvm/BinaryFormat/ELF.h"
 #include "llvm/Object/ObjectFile.h"
+
+#include "process/SafeFile.h"
 
 namespace stackpeek {
 
@@ -31,33 +28,10 @@ std::string hex(llvm::ArrayRef<uint8_t> bytes) {
 }
 } // namespace
 
-llvm::Expected<int> openRegularFile(const std::string &path, uint64_t maxSize) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    return fail(path, strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return fail(path, "not a regular file");
-  }
-  if (static_cast<uint64_t>(st.st_size) > maxSize) {
-    ::close(fd);
-    return fail(path, "file too large");
-  }
-  return fd;
-}
-
 llvm::Expected<std::unique_ptr<ElfFile>> ElfFile::open(const std::string &path) {
-  auto fd = openRegularFile(path, kMaxElfSize);
-  if (!fd)
-    return fd.takeError();
-  struct stat st;
-  ::fstat(*fd, &st);
-  auto buffer = llvm::MemoryBuffer::getOpenFile(*fd, path, st.st_size,
-                                                /*RequiresNullTerminator=*/false);
-  ::close(*fd);
+  auto buffer = openRegularFile(path, kMaxElfSize);
   if (!buffer)
-    return fail(path, buffer.getError().message());
+    return buffer.takeError();
   auto object = llvm::object::ObjectFile::createObjectFile((*buffer)->getMemBufferRef());
   if (!object)
     return object.takeError();

@@ -33,7 +33,8 @@ struct LoadSegment {
 
 class ElfFile {
 public:
-  /// Opens `path` if it is a regular ELF64 file no larger than the bound.
+  /// Opens `path` if it is a regular ELF64 file no larger than the bound
+/// (see process/SafeFile.h).
   static llvm::Expected<std::unique_ptr<ElfFile>> open(const std::string &path);
 
   const llvm::object::ELFObjectFileBase &object() const { return *object_; }
@@ -62,9 +63,5 @@ private:
   bool hasDwarf_ = false;
   bool hasSymtab_ = false;
 };
-
-/// Opens `path` read-only, non-blocking, and only if it is a regular file of
-/// at most `maxSize` bytes. Returns the fd (caller closes) or an error.
-llvm::Expected<int> openRegularFile(const std::string &path, uint64_t maxSize);
 
 } // namespace stackpeek

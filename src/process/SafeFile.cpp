@@ -1,5 +1,5 @@
 // See SafeFile.h: non-blocking open, regular files only, size-capped mmap.
-#include "python/SafeFile.h"
+#include "process/SafeFile.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 
 #include "llvm/Support/FileSystem.h"
 
-namespace stackpeek::python {
+namespace stackpeek {
 
 llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>>
 openRegularFile(const std::string &path, uint64_t maxSize) {
@@ -46,4 +46,4 @@ std::string pathInTarget(pid_t pid, const std::string &path) {
   return proc + "/cwd/" + path;
 }
 
-} // namespace stackpeek::python
+} // namespace stackpeek

@@ -1,4 +1,6 @@
 // SafeFile: opening files named by a (possibly hostile) target process.
+// Used by the symbolizer (ELF and debug files) and the Python decoder
+// (the interpreter's ELF file, source lines).
 //
 // Paths we open come from the target: /proc/PID/maps entries and co_filename
 // strings. A target could name a FIFO (open would block forever), a device
@@ -17,7 +19,7 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBuffer.h"
 
-namespace stackpeek::python {
+namespace stackpeek {
 
 /// Maps (read-only) the regular file at `path` if it is at most `maxSize`.
 llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>>
@@ -27,4 +29,4 @@ openRegularFile(const std::string &path, uint64_t maxSize);
 /// relative to the target's current directory (/proc/PID/cwd).
 std::string pathInTarget(pid_t pid, const std::string &path);
 
-} // namespace stackpeek::python
+} // namespace stackpeek
