@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <ctime>
 
 #include <algorithm>
 #include <atomic>
@@ -46,12 +47,105 @@ void unregisterHeld(pid_t tid) {
   }
 }
 
+// Some system calls fail with EINTR when their thread is stopped, even by a
+// ptrace stop with no signal handler involved (signal(7), "Interruption of
+// system calls and library functions by stop signals"): epoll_wait,
+// semop, sigtimedwait, io_getevents, socket calls with a timeout. Left alone,
+// the target would see an EINTR it never sees without us. We turn that EINTR
+// back into the kernel's internal -ERESTARTNOHAND: on resume the kernel
+// restarts the call if no handler runs, and reports EINTR if one does, which
+// is what would have happened had we not stopped the thread. (connect is not
+// listed: restarting it would not be equivalent.) The captured registers keep
+// the values the thread actually had.
+constexpr long kERestartNoHand = 514;
+
+bool stopInterruptsWithEintr(long nr) {
+  switch (nr) {
+  case SYS_epoll_wait: case SYS_epoll_pwait:
+#ifdef SYS_epoll_pwait2
+  case SYS_epoll_pwait2:
+#endif
+  case SYS_semop: case SYS_semtimedop: case SYS_rt_sigtimedwait:
+  case SYS_io_getevents:
+#ifdef SYS_io_pgetevents
+  case SYS_io_pgetevents:
+#endif
+  case SYS_accept: case SYS_accept4: case SYS_recvfrom: case SYS_recvmsg:
+  case SYS_recvmmsg: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool shouldUndoEintr(const user_regs_struct &regs) {
+  constexpr unsigned long long kUserCs64 = 0x33;
+  return regs.cs == kUserCs64 && static_cast<long long>(regs.orig_rax) >= 0 &&
+         static_cast<long long>(regs.rax) == -EINTR &&
+         stopInterruptsWithEintr(static_cast<long>(regs.orig_rax));
+}
+
+void undoStopInducedEintr(pid_t tid, const user_regs_struct &regs) {
+  if (!shouldUndoEintr(regs))
+    return;
+  ptrace(PTRACE_POKEUSER, tid, reinterpret_cast<void *>(offsetof(struct user, regs.rax)),
+         reinterpret_cast<void *>(-kERestartNoHand));
+}
+
+// The signal-handler flavour of the above, plus the detach itself: raw
+// syscalls only (async-signal-safe). A thread we interrupted may not have
+// reached its stop yet; it gets a short, bounded wait so its EINTR can be
+// undone too. A thread held in signal-delivery-stop gets its signal back.
+void releaseHeldThreadOnSignal(pid_t tid, const timespec &deadline) {
+  auto peek = [tid](size_t offset, unsigned long long &out) {
+    return syscall(SYS_ptrace, PTRACE_PEEKUSER, tid, offset, &out) == 0;
+  };
+  unsigned long long origRax = 0, rax = 0, cs = 0;
+  while (!peek(offsetof(struct user, regs.orig_rax), origRax)) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (errno != ESRCH || now.tv_sec > deadline.tv_sec ||
+        (now.tv_sec == deadline.tv_sec && now.tv_nsec > deadline.tv_nsec)) {
+      syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, 0);
+      return;
+    }
+    int status = 0;
+    syscall(SYS_wait4, tid, &status, WNOHANG | __WALL, nullptr);
+    timespec nap{0, 200000};
+    nanosleep(&nap, nullptr);
+  }
+  if (peek(offsetof(struct user, regs.rax), rax) && peek(offsetof(struct user, regs.cs), cs)) {
+    user_regs_struct regs{};
+    regs.orig_rax = origRax;
+    regs.rax = rax;
+    regs.cs = cs;
+    if (shouldUndoEintr(regs))
+      syscall(SYS_ptrace, PTRACE_POKEUSER, tid, offsetof(struct user, regs.rax),
+              -kERestartNoHand);
+  }
+  long sig = 0;
+  siginfo_t info{};
+  if (syscall(SYS_ptrace, PTRACE_GETSIGINFO, tid, 0, &info) == 0 &&
+      (info.si_code >> 8) != PTRACE_EVENT_STOP)
+    sig = info.si_signo; // signal-delivery-stop: hand the signal back
+  syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, sig);
+}
+
 void detachAllHeldOnSignal(int sig) {
+  int savedErrno = errno;
+  timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_nsec += 200 * 1000000L; // at most 200 ms for threads still stopping
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec += 1;
+    deadline.tv_nsec -= 1000000000L;
+  }
   for (auto &slot : gHeldTids) {
     pid_t tid = slot.load(std::memory_order_relaxed);
     if (tid != 0)
-      syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, 0); // async-signal-safe
+      releaseHeldThreadOnSignal(tid, deadline);
   }
+  errno = savedErrno;
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigaction(sig, &dfl, nullptr);
@@ -219,51 +313,6 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
                                 "deadline (state: " + describeState(state) + ")"});
   }
 }
-
-namespace {
-
-// Some system calls fail with EINTR when their thread is stopped, even by a
-// ptrace stop with no signal handler involved (signal(7), "Interruption of
-// system calls and library functions by stop signals"): epoll_wait,
-// semop, sigtimedwait, io_getevents, socket calls with a timeout. Left alone,
-// the target would see an EINTR it never sees without us. We turn that EINTR
-// back into the kernel's internal -ERESTARTNOHAND: on resume the kernel
-// restarts the call if no handler runs, and reports EINTR if one does, which
-// is what would have happened had we not stopped the thread. (connect is not
-// listed: restarting it would not be equivalent.) The captured registers keep
-// the values the thread actually had.
-constexpr long kERestartNoHand = 514;
-
-bool stopInterruptsWithEintr(long nr) {
-  switch (nr) {
-  case SYS_epoll_wait: case SYS_epoll_pwait:
-#ifdef SYS_epoll_pwait2
-  case SYS_epoll_pwait2:
-#endif
-  case SYS_semop: case SYS_semtimedop: case SYS_rt_sigtimedwait:
-  case SYS_io_getevents:
-#ifdef SYS_io_pgetevents
-  case SYS_io_pgetevents:
-#endif
-  case SYS_accept: case SYS_accept4: case SYS_recvfrom: case SYS_recvmsg:
-  case SYS_recvmmsg: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
-    return true;
-  default:
-    return false;
-  }
-}
-
-void undoStopInducedEintr(pid_t tid, const user_regs_struct &regs) {
-  constexpr unsigned long long kUserCs64 = 0x33;
-  if (regs.cs != kUserCs64 || static_cast<long long>(regs.orig_rax) < 0 ||
-      static_cast<long long>(regs.rax) != -EINTR ||
-      !stopInterruptsWithEintr(static_cast<long>(regs.orig_rax)))
-    return;
-  ptrace(PTRACE_POKEUSER, tid, reinterpret_cast<void *>(offsetof(struct user, regs.rax)),
-         reinterpret_cast<void *>(-kERestartNoHand));
-}
-
-} // namespace
 
 void PtraceSession::readRegisters() {
   for (auto it = stopped_.begin(); it != stopped_.end();) {
