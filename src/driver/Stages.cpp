@@ -1,0 +1,157 @@
+#include "driver/Stages.h"
+
+#include <algorithm>
+
+#include "process/ProcFs.h"
+
+namespace stackpeek {
+
+namespace {
+// Bounds on what one snapshot may copy, so a hostile or huge target cannot
+// make the pause (or our memory) grow without limit.
+constexpr uint64_t kMaxStackCopy = 8ull << 20;      // per thread
+constexpr uint64_t kMaxTotalStackCopy = 1ull << 30; // per snapshot
+constexpr uint64_t kRedZone = 128; // x86_64 ABI: below rsp, still live
+constexpr size_t kMaxNativeFrames = 8192;
+} // namespace
+
+ThreadFacts readThreadFacts(pid_t pid, pid_t tid) {
+  ThreadFacts facts;
+  facts.name = threadName(pid, tid);
+  if (auto stat = readTaskStat(pid, tid))
+    facts.state = stat->state;
+  else
+    llvm::consumeError(stat.takeError());
+  facts.wchan = threadWchan(pid, tid);
+  return facts;
+}
+
+std::vector<pid_t> ProcessFacts::tids() const {
+  std::vector<pid_t> out;
+  for (const auto &entry : threads)
+    out.push_back(entry.first);
+  return out;
+}
+
+ProcessFacts readProcessFacts(pid_t pid, Process &process) {
+  ProcessFacts facts;
+  process.command = commandLine(pid);
+  process.executable = executablePath(pid);
+  if (auto stat = readTaskStat(pid, pid))
+    process.parentPid = stat->ppid;
+  else
+    llvm::consumeError(stat.takeError());
+  if (auto maps = readMaps(pid))
+    facts.maps = std::move(*maps);
+  else
+    llvm::consumeError(maps.takeError());
+  if (auto tids = listThreads(pid)) {
+    for (pid_t tid : *tids)
+      facts.threads[tid] = readThreadFacts(pid, tid);
+  } else {
+    llvm::consumeError(tids.takeError());
+  }
+  return facts;
+}
+
+std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
+                                                Process &process) {
+  auto interp = python::locate(pid, mem);
+  if (!interp) {
+    process.errors.push_back("Python stacks unavailable: " +
+                             llvm::toString(interp.takeError()));
+    return std::nullopt;
+  }
+  if (!*interp)
+    return std::nullopt;
+  process.python = (*interp)->info();
+  for (const std::string &w : (*interp)->warnings)
+    process.errors.push_back("Python: " + w);
+  return std::move(**interp);
+}
+
+void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
+                   std::vector<MapEntry> &maps, ProcessMemory &live,
+                   SnapshotMemory &snapshot, std::vector<std::string> &notes) {
+  uint64_t total = 0;
+  bool mapsRefreshed = false;
+  for (const StoppedThread &t : threads) {
+    uint64_t sp = t.regs.rsp;
+    const MapEntry *m = findMapping(maps, sp);
+    if (!m && !mapsRefreshed) {
+      if (auto fresh = readMaps(pid)) {
+        maps = std::move(*fresh);
+        m = findMapping(maps, sp);
+      } else {
+        llvm::consumeError(fresh.takeError());
+      }
+      mapsRefreshed = true;
+    }
+    if (!m)
+      continue; // unwinding will read what it can from the live process
+    uint64_t from = std::max(m->start, sp - kRedZone);
+    uint64_t to = std::min(m->end, sp + kMaxStackCopy);
+    if (to <= from || total + (to - from) > kMaxTotalStackCopy) {
+      notes.push_back("stack of thread " + std::to_string(t.tid) + " not copied (size limit)");
+      continue;
+    }
+    std::vector<uint8_t> bytes(to - from);
+    if (live.readUncached(from, bytes.data(), bytes.size())) {
+      total += bytes.size();
+      snapshot.addCapture(from, std::move(bytes));
+    }
+  }
+}
+
+Thread makeThread(pid_t pid, pid_t tid, const ProcessFacts &facts) {
+  Thread thread;
+  thread.tid = tid;
+  auto known = facts.threads.find(tid);
+  ThreadFacts f = known != facts.threads.end() ? known->second : readThreadFacts(pid, tid);
+  thread.name = f.name;
+  thread.state = describeState(f.state);
+  thread.wchan = f.wchan;
+  return thread;
+}
+
+std::vector<Frame> nativeStack(Unwinder &unwinder, Symbolizer &symbolizer,
+                               const std::vector<MapEntry> &maps,
+                               const user_regs_struct &regs,
+                               std::vector<std::string> &errors) {
+  std::vector<Frame> frames;
+  UnwindResult unwound = unwinder.unwind(regs, kMaxNativeFrames);
+  for (size_t i = 0; i < unwound.frames.size(); ++i) {
+    const RawFrame &raw = unwound.frames[i];
+    // The innermost frame and a frame interrupted by a signal hold the exact
+    // instruction; every other address is a return address.
+    bool exact = i == 0 || raw.signalFrame || unwound.frames[i - 1].signalFrame;
+    for (Frame &frame : symbolizer.symbolize(maps, raw.ip, exact))
+      frames.push_back(std::move(frame));
+  }
+  if (unwound.stopReason)
+    errors.push_back(*unwound.stopReason);
+  return frames;
+}
+
+void applyPython(Thread &thread, python::PythonThreadStack &py,
+                 std::vector<Frame> native, bool merge) {
+  thread.pythonThreadName = py.name;
+  thread.holdsGil = py.holdsGil;
+  // "Idle" is the kernel's view: a Python thread not on a CPU (or runnable)
+  // is waiting for something, whatever Python code it is in.
+  thread.idle = thread.state != "running";
+  for (std::string &e : py.errors)
+    thread.errors.push_back(std::move(e));
+  if (py.frames.empty()) {
+    thread.frames = std::move(native);
+  } else if (merge) {
+    python::MergedStack merged = python::mergeNativeAndPython(native, py.frames);
+    thread.frames = std::move(merged.frames);
+    if (merged.warning)
+      thread.errors.push_back(*merged.warning);
+  } else {
+    thread.frames = std::move(py.frames);
+  }
+}
+
+} // namespace stackpeek
