@@ -9,9 +9,9 @@ Usage: hang.py MODE [ARG]
   busy SECONDS    spin on the CPU for SECONDS, then exit 0
   nap SECONDS     for SECONDS: sleep 20 ms, bump a counter; then print the
                   count and exit 0 (slow progress with very little CPU)
-  signals         record SIGINT/SIGTERM/SIGHUP/SIGQUIT; on SIGUSR2 (the test's
-                  end marker, sent directly) print what arrived, one per line,
-                  and exit 0
+  signals         record SIGINT/SIGTERM/SIGHUP/SIGQUIT (announcing each with
+                  a byte 's'); on SIGUSR2 (the test's end marker, sent
+                  directly) print what arrived, one per line, and exit 0
   output          write fixed bytes (not all UTF-8, no trailing newline) to
                   stdout and stderr, then exit with status ARG
 Readiness: if STACKPEEK_TEST_READY_FD is set, one byte 'p' is written to it
@@ -24,10 +24,10 @@ import threading
 import time
 
 
-def announce():
+def announce(byte=b"p"):
     fd = os.environ.get("STACKPEEK_TEST_READY_FD")
     if fd:
-        os.write(int(fd), b"p")
+        os.write(int(fd), byte)
 
 
 def python_child_hangs_here():
@@ -61,6 +61,7 @@ def record_signals():
 
     def handler(signum, frame):
         got.append(signal.Signals(signum).name)
+        announce(b"s")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, handler)
