@@ -229,7 +229,8 @@ def task_ids(pid):
 def proc_state(pid, tid=None):
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(path) as f:
+        # The command name inside is chosen by the target: any bytes.
+        with open(path, errors="surrogateescape") as f:
             data = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
