@@ -28,6 +28,12 @@ public:
 
   size_t capturedBytes() const { return capturedBytes_; }
 
+  /// Forgets every capture (the sampler reuses one snapshot per pass).
+  void clearCaptures() {
+    captures_.clear();
+    capturedBytes_ = 0;
+  }
+
 private:
   MemorySource *fallback_;
   std::map<uint64_t, std::vector<uint8_t>> captures_;

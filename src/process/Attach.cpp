@@ -201,10 +201,11 @@ llvm::Error checkAttachable(pid_t pid) {
 
 llvm::Expected<std::unique_ptr<PtraceSession>>
 PtraceSession::attach(pid_t pid, const AttachOptions &options) {
-  if (llvm::Error err = checkAttachable(pid))
-    return std::move(err);
+  if (!options.skipChecks)
+    if (llvm::Error err = checkAttachable(pid))
+      return std::move(err);
   std::unique_ptr<PtraceSession> session(new PtraceSession(pid));
-  if (llvm::Error err = session->seizeAll())
+  if (llvm::Error err = session->seizeAll(options.onlyThreads))
     return std::move(err); // the destructor detaches what was seized
   session->waitForStops(options.stopDeadline);
   session->readRegisters();
@@ -214,12 +215,14 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
   return session;
 }
 
-llvm::Error PtraceSession::seizeAll() {
+llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
   // Re-read the task list until a pass finds no new thread. Bounded: a
   // process creating threads faster than we seize them still terminates.
+  // With a fixed thread list there is one pass.
   for (int pass = 0; pass < 100; ++pass) {
-    auto tids = listThreads(pid_);
+    auto tids = onlyThreads.empty() ? listThreads(pid_)
+                                    : llvm::Expected<std::vector<pid_t>>(onlyThreads);
     if (!tids) {
       llvm::consumeError(tids.takeError());
       if (seized_.empty())
@@ -260,7 +263,7 @@ llvm::Error PtraceSession::seizeAll() {
         uncaptured_.push_back({tid, std::string("cannot interrupt: ") + strerror(errno)});
     }
     bool foundNew = !batch.empty();
-    if (!foundNew)
+    if (!foundNew || !onlyThreads.empty())
       return llvm::Error::success();
   }
   return llvm::Error::success();
@@ -380,6 +383,8 @@ std::chrono::microseconds PtraceSession::pauseDuration() const {
   auto end = detached_ ? pauseEnd_ : std::chrono::steady_clock::now();
   return std::chrono::duration_cast<std::chrono::microseconds>(end - pauseStart_);
 }
+
+void detachHeldThreadsAndDie(int sig) { detachAllHeldOnSignal(sig); }
 
 void installDetachOnFatalSignals() {
   struct sigaction sa{};

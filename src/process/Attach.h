@@ -69,6 +69,13 @@ struct UncapturedThread {
 struct AttachOptions {
   // How long to wait for all threads to reach a stop.
   std::chrono::milliseconds stopDeadline{1000};
+  // Stop only these threads (the sampler pauses just the threads it
+  // samples); empty means every thread, re-reading the task list until it
+  // is stable.
+  std::vector<pid_t> onlyThreads;
+  // Skip the whole-process checks (zombie, kernel thread, tracer) already
+  // made by an earlier attach to the same process; saves /proc reads per sample.
+  bool skipChecks = false;
 };
 
 class PtraceSession {
@@ -98,7 +105,7 @@ public:
 
 private:
   explicit PtraceSession(pid_t pid) : pid_(pid) {}
-  llvm::Error seizeAll();
+  llvm::Error seizeAll(const std::vector<pid_t> &onlyThreads);
   void waitForStops(std::chrono::milliseconds deadline);
   void readRegisters();
 
@@ -117,5 +124,10 @@ private:
 /// thread any live PtraceSession holds, then re-raise the signal with its
 /// default action (so stackpeek still dies of it, as the caller expects).
 void installDetachOnFatalSignals();
+
+/// What those handlers do: detach every held thread, then re-raise `sig`
+/// with its default action. Async-signal-safe; for handlers of commands
+/// (like record) that first try to stop gracefully.
+void detachHeldThreadsAndDie(int sig);
 
 } // namespace stackpeek

@@ -31,5 +31,7 @@ using CommandRunner = std::function<int()>;
 CommandRunner addDumpCommand(CLI::App &app);
 /// Registers `run` (command wrapper with hang dumps, tools/stackpeek/RunCommand.cpp).
 CommandRunner addRunCommand(CLI::App &app);
+/// Registers `record` (sampling profiler, tools/stackpeek/RecordCommand.cpp).
+CommandRunner addRecordCommand(CLI::App &app);
 
 } // namespace stackpeek::tool

@@ -19,7 +19,8 @@ int main(int argc, char **argv) {
   app.footer("Run 'stackpeek COMMAND --help' for the options of a command.\n"
              "Example: stackpeek dump $(pgrep -f myservice)");
 
-  std::vector<CommandRunner> commands = {addDumpCommand(app), addRunCommand(app)};
+  std::vector<CommandRunner> commands = {addDumpCommand(app), addRecordCommand(app),
+                                         addRunCommand(app)};
 
   try {
     app.parse(argc, argv);

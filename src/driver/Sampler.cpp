@@ -1,0 +1,219 @@
+#include "driver/Sampler.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "process/ProcFs.h"
+
+namespace stackpeek {
+
+ProcessSampler::ProcessSampler(pid_t pid, const SamplerOptions &options)
+    : pid_(pid), options_(options), live_(pid), snapshot_(&live_) {}
+
+ProcessSampler::~ProcessSampler() {
+  for (auto &[tid, fd] : statFds_)
+    ::close(fd);
+}
+
+llvm::Expected<std::unique_ptr<ProcessSampler>>
+ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
+  if (!processAlive(pid))
+    return llvm::make_error<AttachError>(AttachFailure::NoSuchProcess,
+                                         "no process with pid " + std::to_string(pid));
+  std::unique_ptr<ProcessSampler> s(new ProcessSampler(pid, options));
+  s->process_.pid = pid;
+  s->facts_ = readProcessFacts(pid, s->process_);
+  s->interp_ = locatePython(pid, s->live_, s->process_);
+  if (options.nonblocking && !s->interp_)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "--nonblocking reads Python stacks only, and pid %d "
+                                   "is not a Python process that stackpeek can read",
+                                   pid);
+  s->unwinder_ = std::make_unique<Unwinder>(s->facts_.maps, s->snapshot_);
+  SymbolizerOptions symOptions;
+  symOptions.rootPrefix = "/proc/" + std::to_string(pid) + "/root";
+  symOptions.debugDirs = options.debugDirs;
+  s->symbolizer_ = std::make_unique<Symbolizer>(symOptions);
+  // One attach up front checks what per-sample attaches skip (zombie,
+  // kernel thread, another tracer, permissions) and fails early and clearly.
+  if (!options.nonblocking) {
+    auto probe = PtraceSession::attach(pid);
+    if (!probe)
+      return probe.takeError();
+  }
+  return s;
+}
+
+// The thread's state letter, from a /proc stat file kept open across passes
+// (pread re-generates it), so a pass costs one syscall per thread.
+char ProcessSampler::threadState(pid_t tid) {
+  auto it = statFds_.find(tid);
+  if (it == statFds_.end()) {
+    std::string path = "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(tid) + "/stat";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return '?';
+    it = statFds_.emplace(tid, fd).first;
+  }
+  char buf[512];
+  ssize_t n = ::pread(it->second, buf, sizeof buf - 1, 0);
+  if (n <= 0) {
+    ::close(it->second);
+    statFds_.erase(it);
+    return '?';
+  }
+  buf[n] = 0;
+  const char *close = std::strrchr(buf, ')');
+  return close && close[1] == ' ' ? close[2] : '?';
+}
+
+std::vector<pid_t> ProcessSampler::threadsToSample(bool &alive) {
+  std::vector<pid_t> chosen;
+  auto tids = listThreads(pid_);
+  if (!tids) {
+    llvm::consumeError(tids.takeError());
+    alive = false;
+    return chosen;
+  }
+  for (pid_t tid : *tids) {
+    char state = threadState(tid);
+    if (tid == pid_ && (state == 'Z' || state == 'X'))
+      alive = false;
+    if (options_.includeIdle ? state != '?' && state != 'Z' && state != 'X' : state == 'R')
+      chosen.push_back(tid);
+  }
+  // Forget stat files of threads that are gone.
+  std::sort(tids->begin(), tids->end());
+  for (auto it = statFds_.begin(); it != statFds_.end();)
+    if (!std::binary_search(tids->begin(), tids->end(), it->first)) {
+      ::close(it->second);
+      it = statFds_.erase(it);
+    } else {
+      ++it;
+    }
+  return chosen;
+}
+
+void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t timestampNs,
+                            uint64_t weightNs) {
+  std::vector<FrameId> stack;
+  for (const Frame &f : thread.frames)
+    stack.push_back(profile.internFrame(profileFrameOf(f)));
+  if (options_.threadRoots) {
+    ProfileFrame label;
+    label.synthetic = true;
+    label.function = "thread " + std::to_string(thread.tid) + " " +
+                     thread.pythonThreadName.value_or(thread.name);
+    stack.push_back(profile.internFrame(label));
+  }
+  if (options_.processRoots) {
+    ProfileFrame label;
+    label.synthetic = true;
+    label.function = "process " + std::to_string(pid_) + " " + process_.command;
+    stack.push_back(profile.internFrame(label));
+  }
+  ProfileSample sample;
+  sample.timestampNs = timestampNs;
+  sample.pid = pid_;
+  sample.tid = thread.tid;
+  sample.stack = profile.internStack(stack);
+  sample.weightNs = weightNs;
+  profile.samples.push_back(sample);
+  auto [it, inserted] = threadNames_.try_emplace(thread.tid, thread.pythonThreadName.value_or(thread.name));
+  if (inserted)
+    profile.threads.push_back({pid_, thread.tid, it->second});
+}
+
+bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
+                                SamplerStats &stats) {
+  ++stats.passes;
+  bool alive = true;
+  std::vector<pid_t> chosen = threadsToSample(alive);
+  if (!alive)
+    return false;
+  if (chosen.empty())
+    return true;
+
+  // Snapshot: stop only the chosen threads (unless nonblocking), copy what
+  // changes as they run, let them go.
+  std::unique_ptr<PtraceSession> session;
+  snapshot_.clearCaptures();
+  live_.clearCache();
+  if (!options_.nonblocking) {
+    AttachOptions attach;
+    attach.onlyThreads = chosen;
+    attach.skipChecks = true;
+    attach.stopDeadline = std::chrono::milliseconds(100);
+    auto s = PtraceSession::attach(pid_, attach);
+    if (!s) {
+      ++stats.failures[llvm::toString(s.takeError())];
+      return processAlive(pid_);
+    }
+    session = std::move(*s);
+    // Stacks are copied even for Python-only output: a thread running no
+    // Python code is shown with its native stack.
+    std::vector<std::string> notes;
+    captureStacks(session->stoppedThreads(), pid_, facts_.maps, live_, snapshot_, notes);
+  }
+  std::optional<python::CapturedPython> captured;
+  if (interp_) {
+    auto c = python::capture(*interp_, live_);
+    if (c)
+      captured = std::move(*c);
+    else
+      ++stats.failures["Python: " + llvm::toString(c.takeError())];
+  }
+  if (session) {
+    session->detach();
+    uint64_t us = session->pauseDuration().count();
+    ++stats.pauses;
+    stats.pauseTotalUs += us;
+    stats.pauseMaxUs = std::max(stats.pauseMaxUs, us);
+  }
+  live_.clearCache();
+
+  // Decode and record, after the target runs again.
+  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  if (captured)
+    for (auto &s : python::resolve(*interp_, *captured, live_, facts_.tids()))
+      if (s.tid)
+        pythonByTid[s.tid] = std::move(s);
+  std::vector<StoppedThread> fromPythonOnly;
+  const std::vector<StoppedThread> &threads =
+      session ? session->stoppedThreads() : fromPythonOnly;
+  if (!session)
+    for (pid_t tid : chosen)
+      fromPythonOnly.push_back({tid, {}, 0});
+  for (const StoppedThread &stopped : threads) {
+    if (!facts_.threads.count(stopped.tid)) // a new thread: read its name once
+      facts_.threads[stopped.tid] = readThreadFacts(pid_, stopped.tid);
+    Thread thread = makeThread(pid_, stopped.tid, facts_);
+    auto py = pythonByTid.find(stopped.tid);
+    bool hasPython = py != pythonByTid.end() && !py->second.frames.empty();
+    if (options_.gilOnly && !(py != pythonByTid.end() && py->second.holdsGil))
+      continue;
+    if (!session && !hasPython)
+      continue; // nonblocking: threads without Python frames cannot be read
+    std::vector<Frame> native;
+    if (session && (!hasPython || options_.native))
+      native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, stopped.regs, thread.errors);
+    if (py != pythonByTid.end())
+      applyPython(thread, py->second, std::move(native), options_.native);
+    else
+      thread.frames = std::move(native);
+    bool torn = std::any_of(thread.frames.begin(), thread.frames.end(),
+                            [](const Frame &f) { return f.error.has_value(); });
+    if (thread.frames.empty() || (options_.nonblocking && (torn || !thread.errors.empty()))) {
+      ++stats.dropped;
+      continue;
+    }
+    record(profile, thread, timestampNs, weightNs);
+    ++stats.samples;
+  }
+  return true;
+}
+
+} // namespace stackpeek

@@ -1,0 +1,89 @@
+// Sampler: one process's stacks, sampled over and over, for `record`.
+//
+// A sample is a short version of `dump`: find the threads worth sampling,
+// stop just those, copy registers, stacks and Python frame chains, resume,
+// then unwind, decode and symbolize. What dump does once, the sampler keeps:
+// the interpreter's location, the unwinder's tables, the symbolizer's
+// per-module and per-address caches, and open /proc stat files, so a pass
+// costs syscalls and cache hits, not file parsing.
+//
+// Which threads are stopped matters for the target's speed: by default only
+// threads that are running on (or runnable for) a CPU are sampled, so a
+// sleeping thread is not stopped at all, and a process with 200 threads of
+// which 2 are busy pays for 2. With `nonblocking`, Python stacks are read
+// while the target runs: no pause at all, at the price of samples that may
+// be torn; a torn sample (a chain that breaks or loops) is dropped and
+// counted, never recorded.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llvm/Support/Error.h"
+
+#include "driver/Stages.h"
+#include "profile/Profile.h"
+
+namespace stackpeek {
+
+struct SamplerOptions {
+  bool native = false;       // merged native+Python stacks
+  bool includeIdle = false;  // also sample sleeping threads
+  bool gilOnly = false;      // only the thread holding the GIL
+  bool threadRoots = false;  // the thread as the outermost frame
+  bool processRoots = false; // the process as the outermost frame
+  bool nonblocking = false;  // never stop the target (Python stacks only)
+  std::vector<std::string> debugDirs;
+};
+
+/// Counters kept across passes, for the status line and the summary.
+struct SamplerStats {
+  uint64_t passes = 0;
+  uint64_t samples = 0;         // thread stacks recorded
+  uint64_t dropped = 0;         // torn or undecodable samples, not recorded
+  uint64_t pauses = 0;          // times the target was stopped
+  uint64_t pauseTotalUs = 0;
+  uint64_t pauseMaxUs = 0;
+  std::map<std::string, uint64_t> failures; // why samples failed -> count
+};
+
+class ProcessSampler {
+public:
+  static llvm::Expected<std::unique_ptr<ProcessSampler>>
+  create(pid_t pid, const SamplerOptions &options);
+  ~ProcessSampler();
+
+  /// One pass over the process's threads, appending to `profile`. Returns
+  /// false once the process has exited.
+  bool samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
+                  SamplerStats &stats);
+
+  pid_t pid() const { return pid_; }
+  const Process &process() const { return process_; }
+
+private:
+  ProcessSampler(pid_t pid, const SamplerOptions &options);
+  std::vector<pid_t> threadsToSample(bool &alive);
+  char threadState(pid_t tid);
+  void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
+              uint64_t weightNs);
+
+  pid_t pid_;
+  SamplerOptions options_;
+  Process process_; // command, python info: what the writers show
+  ProcessFacts facts_;
+  ProcessMemory live_;
+  SnapshotMemory snapshot_;
+  std::optional<python::Interpreter> interp_;
+  std::unique_ptr<Unwinder> unwinder_;
+  std::unique_ptr<Symbolizer> symbolizer_;
+  std::map<pid_t, int> statFds_; // open /proc/PID/task/TID/stat files
+  std::map<pid_t, std::string> threadNames_;
+};
+
+} // namespace stackpeek

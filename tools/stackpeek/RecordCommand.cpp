@@ -1,0 +1,277 @@
+// `stackpeek record`: options, the sampling loop, the status line, the
+// summary, and writing the profile in the chosen format.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "Commands.h"
+#include "driver/Recorder.h"
+#include "profile/ProfileWriter.h"
+#include "run/Spawn.h"
+
+namespace stackpeek::tool {
+
+namespace {
+
+struct RecordArgs {
+  int pid = 0;
+  std::vector<std::string> command;
+  double rate = 100;
+  double duration = 0;
+  std::string output;
+  std::string format;
+  RecordOptions options;
+};
+
+const char *kRecordExamples = R"(
+Examples:
+  stackpeek record --pid 1234 -o profile.svg      flame graph of a running process
+  stackpeek record -o app.speedscope.json -- python3 app.py --port 8080
+  stackpeek record --pid 1234 --duration 30 --rate 250 -o cpu.pb.gz   # go tool pprof
+  stackpeek record --pid 1234 --native --threads -o mixed.svg
+  stackpeek record --pid 1234 --nonblocking -o live.folded    # never pause the target
+
+The format follows the file name (.svg flame graph, .speedscope.json
+speedscope, .pb.gz pprof, .txt/.folded collapsed stacks, .json raw samples)
+unless --format says otherwise. Recording stops at --duration, when the
+target exits, or on Ctrl-C; the profile is written in every case.
+
+By default only threads on a CPU are sampled, and only they are paused, for
+microseconds per sample; --idle adds sleeping threads, --nonblocking reads
+Python stacks without pausing anything (samples torn by the running target
+are detected and dropped).
+)";
+
+std::atomic<bool> gStop{false};
+
+// First Ctrl-C (or SIGTERM/SIGHUP): finish the current sample, write the
+// profile. A second one: detach from everything and die at once.
+void onStopSignal(int sig) {
+  if (gStop.exchange(true))
+    detachHeldThreadsAndDie(sig);
+}
+
+void installStopHandlers() {
+  struct sigaction sa{};
+  sa.sa_handler = onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    sigaction(sig, &sa, nullptr);
+}
+
+double cpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+uint64_t failureCount(const SamplerStats &s) {
+  uint64_t n = 0;
+  for (const auto &[why, count] : s.failures)
+    n += count;
+  return n;
+}
+
+void printStatus(const RecordProgress &p, const SamplerStats &s) {
+  llvm::errs() << llvm::formatv("\r\x1b[2Kstackpeek: recording {0:f1} s, {1} samples, "
+                                "{2:f0} Hz, {3} failed, {4} dropped{5}",
+                                p.elapsedSeconds, s.samples, p.effectiveRateHz,
+                                failureCount(s), s.dropped,
+                                p.behind ? " - falling behind, lower --rate" : "");
+}
+
+void printSummary(const Profile &profile, const Recorder &recorder, double cpu,
+                  const std::string &output, ProfileFormat format) {
+  const SamplerStats &s = recorder.stats();
+  double seconds = profile.durationNs / 1e9;
+  llvm::errs() << llvm::formatv(
+      "stackpeek: wrote {0} ({1}): {2} samples of {3} distinct stacks from {4} "
+      "process(es) over {5:f1} s at {6} Hz",
+      output, profileFormatName(format), s.samples, profile.stacks.size(),
+      profile.processes.size(), seconds, profile.rateHz);
+  if (recorder.progress().missedTicks)
+    llvm::errs() << llvm::formatv("; {0} ticks missed (sampling fell behind)",
+                                  recorder.progress().missedTicks);
+  llvm::errs() << ".\n";
+  if (s.pauses)
+    llvm::errs() << llvm::formatv("  target paused {0} times, {1:f1} us on average, "
+                                  "{2} us at worst\n",
+                                  s.pauses, double(s.pauseTotalUs) / s.pauses, s.pauseMaxUs);
+  else
+    llvm::errs() << "  the target was never paused\n";
+  llvm::errs() << llvm::formatv("  stackpeek used {0:f2} s of CPU ({1:f1}% of one core)\n",
+                                cpu, seconds > 0 ? 100 * cpu / seconds : 0.0);
+  if (s.dropped)
+    llvm::errs() << "  " << s.dropped << " samples dropped (torn or undecodable)\n";
+  for (const auto &[why, count] : s.failures)
+    llvm::errs() << "  " << count << " x " << why << "\n";
+}
+
+std::optional<ProfileFormat> chooseFormat(const RecordArgs &args) {
+  if (!args.format.empty())
+    return formatFromName(args.format);
+  return formatFromFileName(args.output);
+}
+
+// Starts `argv` for recording; stackpeek's own stop handlers stay in place.
+llvm::Expected<pid_t> startCommand(const std::vector<std::string> &argv) {
+  sigset_t mask;
+  sigprocmask(SIG_SETMASK, nullptr, &mask);
+  auto spawned = spawnCommand(argv, mask, /*ownGroup=*/!inTerminalForeground());
+  if (!spawned)
+    return spawned.takeError();
+  if (spawned->pid == 0)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "cannot run %s: %s", argv[0].c_str(),
+                                   strerror(spawned->execError));
+  return spawned->pid;
+}
+
+// A command we started and stopped recording before it finished is ended,
+// so stackpeek does not leave it behind unsupervised.
+int reapCommand(pid_t child) {
+  int status = 0;
+  if (waitpid(child, &status, WNOHANG) == 0) {
+    kill(child, SIGTERM);
+    for (int i = 0; i < 500 && waitpid(child, &status, WNOHANG) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (kill(child, 0) == 0) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+    }
+  }
+  return status;
+}
+
+int runRecord(RecordArgs &args) {
+  if ((args.pid != 0) == !args.command.empty()) {
+    llvm::errs() << "stackpeek: give either --pid PID or a command after --\n";
+    return kUsage;
+  }
+  if (args.options.sampler.nonblocking && args.options.sampler.native) {
+    llvm::errs() << "stackpeek: --nonblocking cannot read native stacks (they need the "
+                    "thread's registers, which only a pause gives); drop one of them\n";
+    return kUsage;
+  }
+  if (args.output.empty())
+    args.output = "stackpeek-" + std::to_string(args.pid ? args.pid : getpid()) + ".svg";
+  auto format = chooseFormat(args);
+  if (!format) {
+    llvm::errs() << "stackpeek: cannot tell the format from '" << args.output
+                 << "'; name it .svg, .speedscope.json, .pb.gz, .folded or .json, or pass --format\n";
+    return kUsage;
+  }
+  args.options.rateHz = args.rate;
+  if (args.duration > 0)
+    args.options.durationSeconds = args.duration;
+  args.options.sampler.processRoots = args.options.subprocesses;
+
+  installStopHandlers();
+  pid_t child = 0;
+  if (!args.command.empty()) {
+    auto started = startCommand(args.command);
+    if (!started) {
+      llvm::errs() << "stackpeek: " << llvm::toString(started.takeError()) << "\n";
+      return kUsage;
+    }
+    child = args.pid = *started;
+  }
+
+  Recorder recorder(args.options);
+  if (llvm::Error err = recorder.addRoot(args.pid)) {
+    int code = kInternal;
+    llvm::handleAllErrors(
+        std::move(err),
+        [&](const AttachError &e) {
+          llvm::errs() << "stackpeek: " << e.message() << "\n";
+          code = exitCodeFor(e.kind());
+        },
+        [&](const llvm::ErrorInfoBase &e) {
+          llvm::errs() << "stackpeek: " << e.message() << "\n";
+          code = kUsage;
+        });
+    if (child)
+      reapCommand(child);
+    return code;
+  }
+  bool live = isatty(STDERR_FILENO);
+  Profile profile = recorder.run(gStop, [&](const RecordProgress &p, const SamplerStats &s) {
+    if (live)
+      printStatus(p, s);
+  });
+  if (live)
+    llvm::errs() << "\r\x1b[2K";
+  double cpu = cpuSeconds();
+  if (child)
+    reapCommand(child);
+
+  std::error_code ec;
+  llvm::raw_fd_ostream out(args.output, ec);
+  if (ec) {
+    llvm::errs() << "stackpeek: cannot write " << args.output << ": " << ec.message() << "\n";
+    return kInternal;
+  }
+  ProfileWriteOptions writeOptions;
+  writeOptions.title = "stackpeek record " + (args.command.empty()
+                                                  ? "--pid " + std::to_string(args.pid)
+                                                  : llvm::join(args.command, " "));
+  if (llvm::Error err = writeProfile(profile, *format, out, writeOptions)) {
+    llvm::errs() << "stackpeek: " << llvm::toString(std::move(err)) << "\n";
+    return kInternal;
+  }
+  printSummary(profile, recorder, cpu, args.output, *format);
+  return kOk;
+}
+
+} // namespace
+
+CommandRunner addRecordCommand(CLI::App &app) {
+  auto args = std::make_shared<RecordArgs>();
+  CLI::App *cmd = app.add_subcommand(
+      "record", "Sample a process's stacks at a fixed rate and write a profile.");
+  cmd->add_option("-p,--pid", args->pid, "process to record")->check(CLI::PositiveNumber);
+  cmd->add_option("command", args->command, "command to start and record (after --)");
+  cmd->add_option("-r,--rate", args->rate, "samples per second")
+      ->check(CLI::Range(1.0, 10000.0))
+      ->capture_default_str();
+  cmd->add_option("-d,--duration", args->duration,
+                  "seconds to record (default: until the target exits or Ctrl-C)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("-o,--output", args->output,
+                  "output file (default stackpeek-PID.svg); its name picks the format");
+  cmd->add_option("-f,--format", args->format, "output format")
+      ->check(CLI::IsMember({"flamegraph", "speedscope", "pprof", "collapsed", "json"}));
+  cmd->add_flag("--native", args->options.sampler.native,
+                "merge native (C/C++) frames with Python frames");
+  cmd->add_flag("--idle", args->options.sampler.includeIdle,
+                "also sample threads that are sleeping or waiting");
+  cmd->add_flag("--gil", args->options.sampler.gilOnly,
+                "only sample the thread holding the GIL");
+  cmd->add_flag("--threads", args->options.sampler.threadRoots,
+                "keep the thread as the root frame of each stack");
+  cmd->add_flag("--subprocesses", args->options.subprocesses,
+                "also sample child processes (new ones included), each under its pid");
+  cmd->add_flag("--nonblocking", args->options.sampler.nonblocking,
+                "never pause the target (Python stacks only; torn samples are dropped)");
+  cmd->add_option("--debug-dir", args->options.sampler.debugDirs,
+                  "extra directory to search for separate debug files")
+      ->check(CLI::ExistingDirectory);
+  cmd->footer(kRecordExamples);
+  return [args, cmd]() -> int {
+    if (!cmd->parsed())
+      return -1;
+    return runRecord(*args);
+  };
+}
+
+} // namespace stackpeek::tool
