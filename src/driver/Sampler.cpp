@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "process/ProcFs.h"
@@ -40,9 +42,14 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
   // One attach up front checks what per-sample attaches skip (zombie,
   // kernel thread, another tracer, permissions) and fails early and clearly.
   if (!options.nonblocking) {
+    std::map<pid_t, char> before;
+    for (pid_t tid : s->facts_.tids())
+      before[tid] = s->threadState(tid);
     auto probe = PtraceSession::attach(pid);
     if (!probe)
       return probe.takeError();
+    probe->reset();
+    s->settle(before);
   }
   return s;
 }
@@ -68,6 +75,19 @@ char ProcessSampler::threadState(pid_t tid) {
   buf[n] = 0;
   const char *close = std::strrchr(buf, ')');
   return close && close[1] == ' ' ? close[2] : '?';
+}
+
+// A thread we just let go runs for a moment to re-enter the call it was
+// sleeping in, and reads as running meanwhile. Waiting (briefly, bounded)
+// for the sleepers to be back keeps the first pass from sampling them.
+void ProcessSampler::settle(const std::map<pid_t, char> &before) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  for (const auto &[tid, state] : before) {
+    if (state == 'R')
+      continue;
+    while (threadState(tid) == 'R' && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  }
 }
 
 std::vector<pid_t> ProcessSampler::threadsToSample(bool &alive) {

@@ -70,6 +70,7 @@ private:
   ProcessSampler(pid_t pid, const SamplerOptions &options);
   std::vector<pid_t> threadsToSample(bool &alive);
   char threadState(pid_t tid);
+  void settle(const std::map<pid_t, char> &before);
   void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
               uint64_t weightNs);
 
