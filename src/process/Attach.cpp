@@ -17,6 +17,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/time.h>
+
 #include "process/ProcFs.h"
 
 namespace stackpeek {
@@ -269,43 +271,86 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   return llvm::Error::success();
 }
 
+// Records the outcome of one wait: false if the thread is gone.
+bool PtraceSession::recordStop(pid_t tid, pid_t waited, int status) {
+  if (waited < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+    unregisterHeld(tid); // gone: nothing to detach
+    seized_.erase(std::find(seized_.begin(), seized_.end(), tid));
+    return false;
+  }
+  StoppedThread t;
+  t.tid = tid;
+  // Event stops (our INTERRUPT, or a group-stop) carry no signal to pass
+  // on; a signal-delivery-stop carries one that the target must still get.
+  bool eventStop = (status >> 16) == PTRACE_EVENT_STOP;
+  if (!eventStop && WIFSTOPPED(status))
+    t.pendingSignal = WSTOPSIG(status);
+  stopped_.push_back(t);
+  return true;
+}
+
+namespace {
+volatile sig_atomic_t gWaitExpired = 0;
+void onWaitDeadline(int) { gWaitExpired = 1; } // and interrupts waitpid
+
+// Arms SIGALRM after `delay`, then every millisecond until disarmed (on
+// destruction): its only effect is to make a blocking waitpid return EINTR.
+// The repeat closes the race where the first expiry lands just before
+// waitpid is entered.
+class WaitDeadline {
+public:
+  explicit WaitDeadline(std::chrono::microseconds delay) {
+    struct sigaction sa{};
+    sa.sa_handler = onWaitDeadline; // no SA_RESTART: waitpid must return
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &previous_);
+    gWaitExpired = 0;
+    itimerval t{};
+    t.it_value.tv_sec = delay.count() / 1000000;
+    t.it_value.tv_usec = std::max<long>(1, delay.count() % 1000000);
+    t.it_interval.tv_usec = 1000;
+    setitimer(ITIMER_REAL, &t, nullptr);
+  }
+  ~WaitDeadline() {
+    itimerval off{};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    sigaction(SIGALRM, &previous_, nullptr);
+  }
+
+private:
+  struct sigaction previous_ {};
+};
+} // namespace
+
 void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
-  std::vector<pid_t> pending = seized_;
-  auto giveUp = std::chrono::steady_clock::now() + deadline;
-  int idlePasses = 0;
-  while (!pending.empty()) {
-    std::vector<pid_t> still;
+  // First collect the stops that have already happened, without blocking.
+  std::vector<pid_t> pending;
+  for (pid_t tid : std::vector<pid_t>(seized_)) {
+    int status = 0;
+    pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+    if (r == 0)
+      pending.push_back(tid);
+    else
+      recordStop(tid, r, status);
+  }
+  // Then block for the rest: the kernel wakes us the moment a thread stops,
+  // where polling with sched_yield could lose the CPU for a whole time slice
+  // on a busy machine. A timer bounds the wait (uninterruptible sleep).
+  std::vector<pid_t> late;
+  if (!pending.empty()) {
+    WaitDeadline timer(deadline);
     for (pid_t tid : pending) {
       int status = 0;
-      pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-      if (r == 0) {
-        still.push_back(tid);
-        continue;
-      }
-      if (r < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
-        unregisterHeld(tid); // gone: nothing to detach
-        seized_.erase(std::find(seized_.begin(), seized_.end(), tid));
-        continue;
-      }
-      StoppedThread t;
-      t.tid = tid;
-      // Event stops (our INTERRUPT, or a group-stop) carry no signal to pass
-      // on; a signal-delivery-stop carries one that the target must still get.
-      bool eventStop = (status >> 16) == PTRACE_EVENT_STOP;
-      if (!eventStop && WIFSTOPPED(status))
-        t.pendingSignal = WSTOPSIG(status);
-      stopped_.push_back(t);
+      pid_t r = gWaitExpired ? -1 : waitpid(tid, &status, __WALL);
+      if (r < 0 && (errno == EINTR || gWaitExpired))
+        r = waitpid(tid, &status, __WALL | WNOHANG); // one last look
+      if (r == 0)
+        late.push_back(tid);
+      else
+        recordStop(tid, r, status);
     }
-    pending.swap(still);
-    if (pending.empty() || std::chrono::steady_clock::now() > giveUp)
-      break;
-    // Spin briefly first (stops usually land within microseconds), then back
-    // off so a thread in uninterruptible sleep does not burn a core.
-    if (++idlePasses > 50)
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    else
-      std::this_thread::yield();
   }
+  pending.swap(late);
   for (pid_t tid : pending) {
     char state = '?';
     if (auto stat = readTaskStat(pid_, tid))

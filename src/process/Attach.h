@@ -107,6 +107,7 @@ private:
   explicit PtraceSession(pid_t pid) : pid_(pid) {}
   llvm::Error seizeAll(const std::vector<pid_t> &onlyThreads);
   void waitForStops(std::chrono::milliseconds deadline);
+  bool recordStop(pid_t tid, pid_t waited, int status);
   void readRegisters();
 
   pid_t pid_;

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -170,9 +171,11 @@ def test_idle_threads_are_left_out_unless_asked(tmp_path):
 
 def test_target_exiting_mid_recording_still_yields_a_profile(tmp_path):
     out = str(tmp_path / "p.speedscope.json")
+    started = time.monotonic()
     res = record(["--duration", "30", "-o", out, "--", PYTHON, TARGET, "-1", "1.5"])
+    assert time.monotonic() - started < 20, "recording did not end when the command exited"
     doc = json.load(open(out))
-    assert doc["profiles"] and sum(len(p["samples"]) for p in doc["profiles"]) > 20
+    assert doc["profiles"] and sum(len(p["samples"]) for p in doc["profiles"]) > 0
     assert "wrote" in res.stderr
 
 
