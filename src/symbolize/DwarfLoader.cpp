@@ -2,13 +2,20 @@
 
 #include <elf.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <libdeflate.h>
 
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include "process/SafeFile.h"
 
 namespace stackpeek {
 
@@ -52,8 +59,63 @@ struct PendingSection {
   bool gnuCompressed = false;
 };
 
-// Returns the section's bytes, decompressed if needed; null on any problem.
-std::unique_ptr<llvm::MemoryBuffer> materialize(const PendingSection &s) {
+// Where inflated sections of the file with this build-id are kept between
+// runs, or "" for no cache: $STACKPEEK_CACHE_DIR, else $XDG_CACHE_HOME/
+// stackpeek, else ~/.cache/stackpeek (STACKPEEK_CACHE_DIR= disables it).
+// Keyed by build-id, so a rebuilt library never meets a stale entry.
+std::string cacheDirFor(const std::string &buildId) {
+  if (buildId.size() < 16 || buildId.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return "";
+  std::string root;
+  if (const char *dir = std::getenv("STACKPEEK_CACHE_DIR"))
+    root = dir;
+  else if (const char *xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    root = std::string(xdg) + "/stackpeek";
+  else if (const char *home = std::getenv("HOME"); home && *home)
+    root = std::string(home) + "/.cache/stackpeek";
+  if (root.empty())
+    return "";
+  return root + "/dwarf/" + buildId;
+}
+
+std::unique_ptr<llvm::MemoryBuffer> readCached(const std::string &path, uint64_t size) {
+  auto cached = openRegularFile(path, size);
+  if (!cached) {
+    llvm::consumeError(cached.takeError());
+    return nullptr;
+  }
+  if ((*cached)->getBufferSize() != size)
+    return nullptr;
+  return std::move(*cached);
+}
+
+// Best effort: a cache that cannot be written only costs the next run time.
+void writeCached(const std::string &dir, const std::string &path, llvm::StringRef bytes) {
+  if (llvm::sys::fs::create_directories(dir, true, llvm::sys::fs::perms::owner_all))
+    return;
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(tmp, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return;
+    out << bytes;
+    if (out.has_error()) {
+      out.clear_error();
+      llvm::sys::fs::remove(tmp);
+      return;
+    }
+  }
+  if (llvm::sys::fs::rename(tmp, path))
+    llvm::sys::fs::remove(tmp);
+}
+
+// Returns the section's bytes, decompressed if needed (from the cache when
+// an earlier run inflated them); null on any problem.
+std::unique_ptr<llvm::MemoryBuffer> materialize(const PendingSection &s,
+                                                const std::string &cacheDir) {
+  llvm::StringRef stream;
+  uint64_t size = 0;
   if (s.shfCompressed) {
     Elf64_Chdr hdr;
     if (s.data.size() < sizeof hdr)
@@ -61,17 +123,25 @@ std::unique_ptr<llvm::MemoryBuffer> materialize(const PendingSection &s) {
     std::memcpy(&hdr, s.data.data(), sizeof hdr);
     if (hdr.ch_type != ELFCOMPRESS_ZLIB)
       return nullptr;
-    return inflate(s.data.drop_front(sizeof hdr), hdr.ch_size, s.name);
-  }
-  if (s.gnuCompressed) {
+    stream = s.data.drop_front(sizeof hdr);
+    size = hdr.ch_size;
+  } else if (s.gnuCompressed) {
     if (s.data.size() < 12 || !s.data.startswith("ZLIB"))
       return nullptr;
-    uint64_t size = 0;
     for (int i = 4; i < 12; ++i)
       size = (size << 8) | static_cast<uint8_t>(s.data[i]);
-    return inflate(s.data.drop_front(12), size, s.name);
+    stream = s.data.drop_front(12);
+  } else {
+    return llvm::MemoryBuffer::getMemBuffer(s.data, s.name, false);
   }
-  return llvm::MemoryBuffer::getMemBuffer(s.data, s.name, false);
+  std::string path = cacheDir.empty() ? "" : cacheDir + "/" + s.name;
+  if (!path.empty())
+    if (auto cached = readCached(path, size))
+      return cached;
+  auto inflated = inflate(stream, size, s.name);
+  if (inflated && !path.empty())
+    writeCached(cacheDir, path, inflated->getBuffer());
+  return inflated;
 }
 
 } // namespace
@@ -113,12 +183,13 @@ std::unique_ptr<LoadedDwarf> loadDwarf(const ElfFile &file) {
                                   [](const PendingSection &a, const PendingSection &b) {
                                     return a.data.size() < b.data.size();
                                   });
-  auto big = std::async(std::launch::async, materialize, *largest);
+  std::string cacheDir = cacheDirFor(file.buildId());
+  auto big = std::async(std::launch::async, materialize, *largest, cacheDir);
   auto loaded = std::make_unique<LoadedDwarf>();
   auto &sections = loaded->sections;
   for (auto it = pending.begin(); it != pending.end(); ++it)
     if (it != largest)
-      if (auto buffer = materialize(*it))
+      if (auto buffer = materialize(*it, cacheDir))
         sections[it->name] = std::move(buffer);
   if (auto buffer = big.get())
     sections[largest->name] = std::move(buffer);
