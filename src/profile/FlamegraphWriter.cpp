@@ -163,7 +163,7 @@ g.f:hover rect { stroke: #000; }
 // Zoom, hover details and search, driven by the data-* integers.
 const char *kScript = R"js(
 "use strict";
-var svg = document.documentElement;
+var svg = document.querySelector("svg[data-width]"); // also when inlined in HTML
 var W = +svg.getAttribute("data-width"), PAD = +svg.getAttribute("data-pad");
 var CHAR = +svg.getAttribute("data-char-width");
 var frames = [], total = 0, zoomed = null, searching = null;

@@ -10,8 +10,10 @@ raw-samples JSON of the same fixture, whose own fidelity to the Profile the
 unit tests pin down (tests/unit/profile_json_test.cpp).
 
 Usage: check_formats.py --fixture BIN --schema FILE FORMAT
-       check_formats.py --from-dir DIR --schema FILE FORMAT   (files named
-       profile.json, profile.svg, ... already written, e.g. by `record`)
+       check_formats.py --file FILE --schema FILE FORMAT
+The second form checks a file written elsewhere (e.g. by `stackpeek
+record`) with its consumer and for internal consistency only, as there is
+no reference to compare with.
 Exit 0 ok, 1 mismatch, 77 a consumer tool is missing (ctest: skipped).
 """
 import argparse
@@ -106,16 +108,19 @@ def check_json(ref, path):
 
 
 def check_collapsed(ref, path):
+    got, lines = collections.Counter(), open(path, encoding="utf-8").read().splitlines()
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        expect(count.isdigit() and int(count) > 0 and stack, f"collapsed: malformed {line!r}")
+        got[stack] += int(count)
+    expect(lines == sorted(lines, key=lambda l: l.encode()), "collapsed: lines not sorted")
+    expect(len(got) == len(lines), "collapsed: a stack has two lines")
+    if ref is None:
+        return
     expected = collections.Counter()
     for s in ref.samples:
         if s["frames"]:
             expected[";".join(l.replace(";", ":") for l in ref.label_stack(s))] += 1
-    got, lines = collections.Counter(), open(path, encoding="utf-8").read().splitlines()
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        expect(count.isdigit() and stack, f"collapsed: malformed line {line!r}")
-        got[stack] += int(count)
-    expect(lines == sorted(lines, key=lambda l: l.encode()), "collapsed: lines not sorted")
     expect(got == expected, f"collapsed: stacks differ\n got {got}\nwant {expected}")
 
 
@@ -128,14 +133,15 @@ def check_flamegraph(ref, path):
     root = ET.parse(path).getroot()
     expect(len(root.findall(f".//{ns}script")) == 1, "flamegraph: not exactly one <script>")
     gs = [g for g in root.iter(f"{ns}g") if g.get("class") == "f"]
-    expect(int(root.get("data-total-samples")) == len(ref.samples), "flamegraph: total samples")
-    expect(int(gs[0].get("data-n")) == len(ref.samples), "flamegraph: root count")
+    total = int(root.get("data-total-samples"))
+    expect(int(gs[0].get("data-n")) == total, "flamegraph: root count")
+    expect(ref is None or total == len(ref.samples), "flamegraph: total samples")
     width = float(root.get("data-width")) - 2 * float(root.get("data-pad"))
     paths, children = {}, collections.defaultdict(list)
     for i, g in enumerate(gs):
         n, x = int(g.get("data-n")), int(g.get("data-x"))
         rect_w = float(g.find(f"{ns}rect").get("width"))
-        expect(abs(rect_w - n * width / len(ref.samples)) < 0.01, f"flamegraph: width of frame {i}")
+        expect(abs(rect_w - n * width / total) < 0.01, f"flamegraph: width of frame {i}")
         title = g.find(f"{ns}title").text.split("\n")[0]
         if i == 0:
             paths[0] = ()
@@ -152,6 +158,8 @@ def check_flamegraph(ref, path):
         spans.sort()
         expect(sum(n for _, n in spans) <= int(gs[p].get("data-n")), f"flamegraph: children of {p}")
         expect(all(a[0] + a[1] <= b[0] for a, b in zip(spans, spans[1:])), f"flamegraph: overlap {p}")
+    if ref is None:
+        return
     expected = collections.Counter()
     not_xml = str.maketrans({"\ufffe": "\ufffd", "\uffff": "\ufffd"})  # not XML characters
     for s in ref.samples:
@@ -173,6 +181,12 @@ def check_speedscope(ref, path, schema_path):
     errors = list(jsonschema.Draft7Validator(schema).iter_errors(doc))
     expect(not errors, "speedscope: schema: " + "; ".join(e.message for e in errors[:5]))
     names = [f["name"] for f in doc["shared"]["frames"]]
+    for prof in doc["profiles"]:
+        expect(len(prof["samples"]) == len(prof["weights"]), "speedscope: samples vs weights")
+        expect(all(0 <= i < len(names) for s in prof["samples"] for i in s), "speedscope: index")
+        expect(prof["endValue"] - prof["startValue"] == sum(prof["weights"]), "speedscope: endValue")
+    if ref is None:
+        return
     expect(names == ref.labels, "speedscope: frame names differ")
     by_thread = collections.defaultdict(list)
     for s in sorted(ref.samples, key=lambda s: s["t_ns"]):
@@ -222,6 +236,11 @@ def check_pprof(ref, path):
     with gzip.open(path) as f:
         f.read()  # a valid gzip stream, whatever pprof says next
     header, locations, samples = read_pprof_raw(path)
+    expect(all(i in locations for _, ids in samples for i in ids), "pprof: undefined location")
+    expect(all(len(values) == 2 for values, _ in samples), "pprof: two values per sample")
+    expect("PeriodType: wall nanoseconds" in header, f"pprof: period type in {header}")
+    if ref is None:
+        return
     rate = ref.doc["rate_hz"]
     expect(f"Period: {round(1e9 / rate)}" in header, f"pprof: period in {header}")
     expect("PeriodType: wall nanoseconds" in header, f"pprof: period type in {header}")
@@ -249,26 +268,28 @@ def check_pprof(ref, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture")
-    ap.add_argument("--from-dir")
+    ap.add_argument("--file")
     ap.add_argument("--schema", required=True)
     ap.add_argument("format", choices=sorted(FILE_NAMES))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        where = args.from_dir or tmp
+        ref, path = None, args.file
         if args.fixture:
             for fmt in {"json", args.format}:
-                subprocess.run([args.fixture, fmt, os.path.join(where, FILE_NAMES[fmt])], check=True)
-        ref = Reference(os.path.join(where, FILE_NAMES["json"]))
-        path = os.path.join(where, FILE_NAMES[args.format])
+                subprocess.run([args.fixture, fmt, os.path.join(tmp, FILE_NAMES[fmt])], check=True)
+            ref = Reference(os.path.join(tmp, FILE_NAMES["json"]))
+            path = os.path.join(tmp, FILE_NAMES[args.format])
         try:
             if args.format == "speedscope":
                 check_speedscope(ref, path, args.schema)
+            elif args.format == "json":
+                check_json(ref or Reference(path), path)
             else:
                 globals()[f"check_{args.format}"](ref, path)
         except Mismatch as e:
             print(f"FAIL: {e}")
             return 1
-    print(f"ok: {args.format} ({len(ref.samples)} samples)")
+    print(f"ok: {args.format} {path if args.file else '(fixture)'}")
     return 0
 
 
