@@ -227,7 +227,7 @@ inline Process hostileProcess(Input &in) {
       fr.pythonEntry = in.flag();
       fr.sourceLine = maybeString(in, 80);
       for (int l = in.byte() % 3; l > 0; --l)
-        fr.locals.emplace_back(in.string(16), in.string(32));
+        fr.locals.push_back({in.string(16), in.string(32)});
       fr.error = maybeString(in);
       // Runs of identical Python frames exercise the repeat folding.
       int copies = in.byte() % 5 == 0 ? 1 + in.byte() % 6 : 1;
