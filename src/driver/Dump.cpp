@@ -7,6 +7,7 @@
 
 #include "driver/Stages.h"
 #include "process/ProcFs.h"
+#include "python/Depth.h"
 #include "python/SourceLines.h"
 
 namespace stackpeek {
@@ -29,6 +30,20 @@ void fillSourceLines(pid_t pid, Process &process) {
     for (Frame &f : t.frames)
       if (f.kind == Frame::Kind::Python && f.file && f.line)
         f.sourceLine = sources.line(*f.file, *f.line);
+}
+
+// Source lines of the frames that --locals/--async and handled exceptions
+// add outside the threads' stacks.
+void fillDepthSourceLines(pid_t pid, Process &process) {
+  python::SourceLines sources(pid);
+  auto fill = [&](std::vector<Frame> &frames) {
+    for (Frame &f : frames)
+      if (f.file && f.line)
+        f.sourceLine = sources.line(*f.file, *f.line);
+  };
+  for (Thread &t : process.threads)
+    for (PythonException &e : t.handlingException)
+      fill(e.traceback);
 }
 
 void truncateFrames(Process &process, size_t maxFrames) {
@@ -72,6 +87,13 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
       process.errors.push_back("Python stacks unavailable: " +
                                llvm::toString(captured.takeError()));
   }
+  // Values that change as the target runs (locals, the exception being
+  // handled, asyncio tasks) are read now, within bounds (python/Depth.h).
+  python::CapturedDepth capturedDepth;
+  if (capturedPython)
+    capturedDepth = python::captureDepth(
+        *interp, *capturedPython, live,
+        {options.locals, /*exceptions=*/true, options.async, {}});
   if (options.holdPauseForTests)
     holdPauseForTests(**session);
 
@@ -83,11 +105,14 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   // Decode Python frames: code objects are immutable, so reading them now
   // gives what the frames ran during the pause.
   std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  python::ResolvedDepth depth;
   if (capturedPython) {
     for (const std::string &e : capturedPython->errors)
       process.errors.push_back("Python: " + e);
-    for (python::PythonThreadStack &s :
-         python::resolve(*interp, *capturedPython, live, facts.tids()))
+    std::vector<python::PythonThreadStack> stacks =
+        python::resolve(*interp, *capturedPython, live, facts.tids());
+    depth = python::resolveDepth(*interp, *capturedPython, capturedDepth, live, stacks);
+    for (python::PythonThreadStack &s : stacks)
       if (s.tid != 0)
         pythonByTid[s.tid] = std::move(s);
   }
@@ -120,7 +145,9 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   std::sort(process.threads.begin(), process.threads.end(),
             [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
 
+  python::applyDepth(std::move(depth), process);
   fillSourceLines(pid, process);
+  fillDepthSourceLines(pid, process);
   truncateFrames(process, options.maxFrames);
   if (!processAlive(pid)) {
     result.incomplete = true;

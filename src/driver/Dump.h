@@ -23,6 +23,8 @@ struct DumpOptions {
   bool native = false;         // merge native and Python frames
   size_t maxFrames = 0;        // keep only the N innermost frames (0 = all)
   std::vector<std::string> debugDirs;
+  bool locals = false;         // Python: arguments and locals of each frame
+  bool async = false;          // Python: asyncio tasks of every event loop
   // Test hook (STACKPEEK_TEST_HOLD_PAUSE): hold the target paused until a
   // signal arrives, so tests can kill stackpeek mid-pause.
   bool holdPauseForTests = false;

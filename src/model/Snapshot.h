@@ -18,6 +18,14 @@
 
 namespace stackpeek {
 
+// A Python local variable as read from the target (`dump --locals`): its
+// bounded repr (see python/Reprs.h for the rules) and its type's tp_name.
+struct LocalVariable {
+  std::string name;
+  std::string repr; // "<unset>" for a local not assigned yet
+  std::optional<std::string> type; // null for unset or unreadable values
+};
+
 struct Frame {
   enum class Kind { Native, Python };
   Kind kind = Kind::Native;
@@ -42,12 +50,26 @@ struct Frame {
   // The text of `line` in `file`, filled in after resume by the driver when
   // the file is readable (renderers never read files themselves).
   std::optional<std::string> sourceLine;
-  // Local variables as (name, repr) when requested; kept in definition order.
-  std::vector<std::pair<std::string, std::string>> locals;
+  // Arguments and local variables when requested (--locals), in the code
+  // object's order: arguments first, then locals, cells, free variables.
+  std::vector<LocalVariable> locals;
 
   // A frame that could not be decoded carries the reason; other fields may be
   // partially filled.
   std::optional<std::string> error;
+};
+
+// One exception of the chain a Python thread is handling (inside `except`,
+// or a `finally` running because of an exception), as traceback.py prints it.
+struct PythonException {
+  std::string type;    // as traceback prints it: "ValueError", "mod.MyError"
+  std::string message; // str(exc), for the cases python/Exceptions.h lists
+  std::vector<Frame> traceback; // most recent call last, like the printout
+  // How this exception relates to the previous entry of the chain: "cause"
+  // (raise ... from) or "context" (raised while handling); empty for the
+  // exception being handled itself.
+  std::string chainedAs;
+  std::optional<std::string> error; // could not be read completely
 };
 
 struct Thread {
@@ -67,6 +89,34 @@ struct Thread {
   std::optional<std::string> pythonThreadName;
   std::optional<bool> holdsGil;
   std::optional<bool> idle;
+  // The exception being handled, then the exceptions it chains to (its
+  // __cause__, else its __context__, ...), bounded; empty when none.
+  std::vector<PythonException> handlingException;
+  // Garbage collection was running in this thread's interpreter during the
+  // pause (null: unknown for this version).
+  std::optional<bool> gcRunning;
+};
+
+// asyncio, per running event loop (`dump --async`).
+struct AsyncioTask {
+  std::string id;     // the Task object's address, "0x..."
+  std::string name;   // Task.get_name()
+  std::string state;  // "running", "pending", "done", "cancelled"
+  std::vector<Frame> stack; // awaiting coroutines, outermost (the task's) first
+  std::vector<std::string> awaitedBy; // ids of tasks waiting for this one
+  std::optional<std::string> awaiting; // what the innermost coroutine awaits
+  std::optional<std::string> error;
+};
+
+struct AsyncioLoop {
+  std::string id;                // the loop object's address
+  std::optional<pid_t> thread;   // OS thread running it, when known
+  std::vector<AsyncioTask> tasks;
+};
+
+struct AsyncioSnapshot {
+  std::vector<AsyncioLoop> loops;
+  std::vector<std::string> errors;
 };
 
 struct PythonInfo {
@@ -82,6 +132,7 @@ struct Process {
   std::vector<Thread> threads;
   std::vector<std::string> errors; // process-level problems (partial dump, ...)
   std::optional<PythonInfo> python;
+  std::optional<AsyncioSnapshot> asyncio; // only with --async
 
   // How long the target was paused while the snapshot was taken.
   std::optional<double> pauseMicros;

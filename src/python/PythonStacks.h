@@ -69,6 +69,9 @@ struct CapturedFrame {
   uint8_t owner = 0;       // 3.11+
   bool entry = false;      // first frame of a C->Python eval activation
   std::optional<std::string> error; // the chain was cut here
+  // --locals: read during the pause by captureDepth() (Depth.h); resolve()
+  // hands them on to the decoded Frame.
+  std::vector<LocalVariable> locals;
 };
 
 struct CapturedThread {
@@ -106,6 +109,14 @@ std::vector<PythonThreadStack> resolve(const Interpreter &interp,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
                                        const std::vector<pid_t> &knownTids = {});
+
+/// Decodes frames that are not on a thread's chain (traceback entries,
+/// suspended coroutines) with resolve()'s rules, one Frame per input, in
+/// order; incomplete-frame filtering does not apply. Code objects are read
+/// once per call, so pass all such frames together.
+std::vector<Frame> resolveFrames(const Interpreter &interp,
+                                 const std::vector<CapturedFrame> &frames,
+                                 MemorySource &mem);
 
 struct MergedStack {
   std::vector<Frame> frames;          // innermost first

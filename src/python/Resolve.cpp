@@ -136,6 +136,7 @@ std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
   }
   out.function = code.function;
   out.file = code.file;
+  out.locals = f.locals;
   SourcePosition pos;
   if (l.frameModel == FrameModel::InterpreterFrame) {
     int64_t unit = codeUnitOf(l, f);
@@ -252,6 +253,20 @@ threadNames(const Layout &l, MemorySource &mem, uint64_t interpAddr) {
 }
 
 } // namespace
+
+std::vector<Frame> resolveFrames(const Interpreter &in,
+                                 const std::vector<CapturedFrame> &frames,
+                                 MemorySource &mem) {
+  CodeCache codes(in.layout, mem);
+  std::vector<Frame> out;
+  out.reserve(frames.size());
+  for (CapturedFrame f : frames) {
+    f.owner = in.layout.ownerGenerator; // never skipped as incomplete
+    std::optional<Frame> frame = decodeFrame(in.layout, f, codes);
+    out.push_back(frame ? std::move(*frame) : Frame{});
+  }
+  return out;
+}
 
 std::vector<PythonThreadStack> resolve(const Interpreter &in,
                                        const CapturedPython &captured,

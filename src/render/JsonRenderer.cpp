@@ -54,13 +54,67 @@ Value frameJson(const Frame &f) {
   }
   if (!f.locals.empty()) {
     Object locals;
-    for (const auto &[name, repr] : f.locals)
-      locals[sanitizeUtf8(name)] = str(repr);
+    for (const LocalVariable &v : f.locals)
+      locals[sanitizeUtf8(v.name)] =
+          Object{{"repr", str(v.repr)}, {"type", opt(v.type)}};
     o["locals"] = std::move(locals);
   }
   if (f.error)
     o["error"] = str(*f.error);
   return o;
+}
+
+Value framesJson(const std::vector<Frame> &frames) {
+  Array out;
+  for (const Frame &f : frames)
+    out.push_back(frameJson(f));
+  return out;
+}
+
+// The flat chain [handled, its cause/context, ...] as nested objects.
+Value exceptionJson(const std::vector<PythonException> &chain) {
+  Value next = nullptr;
+  std::string nextRelation;
+  for (size_t i = chain.size(); i-- > 0;) {
+    const PythonException &e = chain[i];
+    Object o{{"type", str(e.type)},
+             {"message", str(e.message)},
+             {"traceback", framesJson(e.traceback)}};
+    if (e.error)
+      o["error"] = str(*e.error);
+    if (!nextRelation.empty())
+      o[nextRelation] = std::move(next);
+    nextRelation = e.chainedAs;
+    next = std::move(o);
+  }
+  return next;
+}
+
+Value asyncioJson(const AsyncioSnapshot &a) {
+  Array loops, errors;
+  for (const AsyncioLoop &loop : a.loops) {
+    Array tasks;
+    for (const AsyncioTask &t : loop.tasks) {
+      Array awaitedBy;
+      for (const std::string &id : t.awaitedBy)
+        awaitedBy.push_back(id);
+      Object o{{"id", t.id},
+               {"name", str(t.name)},
+               {"state", t.state},
+               {"stack", framesJson(t.stack)},
+               {"awaited_by", std::move(awaitedBy)},
+               {"awaiting", opt(t.awaiting)}};
+      if (t.error)
+        o["error"] = str(*t.error);
+      tasks.push_back(std::move(o));
+    }
+    loops.push_back(Object{{"id", loop.id},
+                           {"thread", opt(loop.thread)},
+                           {"tasks", std::move(tasks)}});
+  }
+  for (const std::string &e : a.errors)
+    errors.push_back(str(e));
+  return Object{{"loops", std::move(loops)}, {"errors", std::move(errors)}};
 }
 
 Value threadJson(const Thread &t) {
@@ -77,6 +131,8 @@ Value threadJson(const Thread &t) {
       {"python_thread_name", opt(t.pythonThreadName)},
       {"holds_gil", opt(t.holdsGil)},
       {"idle", opt(t.idle)},
+      {"gc_running", opt(t.gcRunning)},
+      {"handling_exception", exceptionJson(t.handlingException)},
       {"frames", std::move(frames)},
       {"frames_omitted", static_cast<int64_t>(t.framesOmitted)},
       {"errors", std::move(errors)},
@@ -102,6 +158,7 @@ Value processJson(const Process &p) {
       {"pause_us", opt(p.pauseMicros)},
       {"threads", std::move(threads)},
       {"errors", std::move(errors)},
+      {"asyncio", p.asyncio ? asyncioJson(*p.asyncio) : Value(nullptr)},
   };
 }
 

@@ -15,6 +15,9 @@
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/Path.h"
 
+#include <map>
+#include <set>
+
 namespace stackpeek {
 
 namespace {
@@ -119,8 +122,8 @@ void pythonFrameLines(const Frame &f, bool marked, llvm::raw_ostream &out) {
     out << " [" << esc(*f.error) << "]";
   out << "\n";
   pythonSourceLines(f, out);
-  for (const auto &[name, repr] : f.locals)
-    out << "    " << esc(name) << " = " << esc(repr) << "\n";
+  for (const LocalVariable &v : f.locals)
+    out << "    " << esc(v.name) << " = " << esc(v.repr) << "\n";
 }
 
 void mergedNativeLine(const Frame &f, llvm::raw_ostream &out) {
@@ -162,6 +165,115 @@ void tracebackStyle(const Thread &t, bool native, llvm::raw_ostream &out) {
   }
 }
 
+// The handled exception and its chain, oldest first with traceback.py's
+// separators, as `traceback.print_exc()` would print it in the except block.
+void exceptionChain(const std::vector<PythonException> &chain,
+                    llvm::raw_ostream &out) {
+  out << "  While handling an exception:\n";
+  for (size_t i = chain.size(); i-- > 0;) {
+    const PythonException &e = chain[i];
+    if (!e.traceback.empty()) {
+      out << "  Traceback (most recent call last):\n";
+      for (const Frame &f : e.traceback) {
+        std::string block;
+        llvm::raw_string_ostream lines(block);
+        pythonFrameLines(f, false, lines);
+        lines.flush();
+        for (llvm::StringRef rest = block; !rest.empty();) {
+          auto [line, tail] = rest.split('\n');
+          out << "  " << line << "\n";
+          rest = tail;
+        }
+      }
+    }
+    out << "  " << esc(e.type);
+    if (!e.message.empty())
+      out << ": " << esc(e.message);
+    out << "\n";
+    if (e.error)
+      out << "  [" << esc(*e.error) << "]\n";
+    if (i > 0)
+      out << (chain[i].chainedAs == "cause"
+                  ? "\n  The above exception was the direct cause of the "
+                    "following exception:\n\n"
+                  : "\n  During handling of the above exception, another "
+                    "exception occurred:\n\n");
+  }
+}
+
+std::string taskLabel(const AsyncioTask &t) {
+  return "(T) " + esc(t.name) + " [" + t.state + "]";
+}
+
+// One task and, below it, its coroutine stack and the tasks it awaits
+// (those whose awaited_by names it), like `python -m asyncio pstree`.
+void taskTree(const AsyncioTask &t,
+              const std::map<std::string, std::vector<const AsyncioTask *>> &awaits,
+              std::set<std::string> &onPath, std::set<std::string> &printed,
+              const std::string &indent, bool last, llvm::raw_ostream &out) {
+  printed.insert(t.id);
+  out << indent << (last ? "└── " : "├── ") << taskLabel(t) << "\n";
+  std::string inner = indent + (last ? "    " : "│   ");
+  auto children = awaits.find(t.id);
+  size_t nChildren = children == awaits.end() ? 0 : children->second.size();
+  for (size_t i = 0; i < t.stack.size(); ++i) {
+    const Frame &f = t.stack[i];
+    bool lastLine = i + 1 == t.stack.size() && nChildren == 0 && !t.awaiting;
+    out << inner << (lastLine ? "└── " : "├── ") << " "
+        << esc(f.function.value_or("<unknown>")) << " "
+        << esc(f.file.value_or("<unknown>")) << ":"
+        << (f.line ? std::to_string(*f.line) : std::string("?")) << "\n";
+  }
+  if (t.awaiting)
+    out << inner << (nChildren == 0 ? "└── " : "├── ") << "awaiting "
+        << esc(*t.awaiting) << "\n";
+  if (!onPath.insert(t.id).second)
+    return;
+  for (size_t i = 0; i < nChildren; ++i) {
+    const AsyncioTask *c = children->second[i];
+    if (onPath.count(c->id)) {
+      out << inner << "└── (cycle: " << taskLabel(*c) << " " << c->id << ")\n";
+      continue;
+    }
+    taskTree(*c, awaits, onPath, printed, inner, i + 1 == nChildren, out);
+  }
+  onPath.erase(t.id);
+}
+
+void asyncioSection(const AsyncioSnapshot &a, llvm::raw_ostream &out) {
+  for (const AsyncioLoop &loop : a.loops) {
+    out << "\nasyncio event loop " << loop.id;
+    if (loop.thread)
+      out << " (thread " << *loop.thread << ")";
+    out << ", " << loop.tasks.size() << " task"
+        << (loop.tasks.size() == 1 ? "" : "s") << ":\n";
+    std::map<std::string, std::vector<const AsyncioTask *>> awaits;
+    std::set<std::string> inLoop;
+    for (const AsyncioTask &t : loop.tasks)
+      inLoop.insert(t.id);
+    std::vector<const AsyncioTask *> roots;
+    for (const AsyncioTask &t : loop.tasks) {
+      bool awaited = false;
+      for (const std::string &by : t.awaitedBy)
+        if (inLoop.count(by) && by != t.id) {
+          awaits[by].push_back(&t);
+          awaited = true;
+        }
+      if (!awaited)
+        roots.push_back(&t);
+    }
+    std::set<std::string> onPath, printed;
+    for (size_t i = 0; i < roots.size(); ++i)
+      taskTree(*roots[i], awaits, onPath, printed, "", i + 1 == roots.size(), out);
+    // Tasks only reachable through an await cycle have no root: start there.
+    for (const AsyncioTask &t : loop.tasks)
+      if (!printed.count(t.id))
+        taskTree(t, awaits, onPath, printed, "", true, out);
+  }
+  for (const std::string &e : a.errors)
+    out << "Note: asyncio: " << esc(e) << "\n";
+}
+
 class TextRenderer : public Renderer {
 public:
   explicit TextRenderer(const RenderOptions &options) : options_(options) {}
@@ -186,9 +298,13 @@ public:
         if (t.framesOmitted)
           out << "  [" << t.framesOmitted << " outer frames not shown]\n";
       }
+      if (!t.handlingException.empty())
+        exceptionChain(t.handlingException, out);
       for (const std::string &e : t.errors)
         out << "  [" << esc(e) << "]\n";
     }
+    if (p.asyncio)
+      asyncioSection(*p.asyncio, out);
   }
 
 private:

@@ -35,6 +35,7 @@ Examples:
   stackpeek dump 1234                  every thread of pid 1234, as text
   stackpeek dump --format json 1234    the same as one JSON document
   stackpeek dump --native 1234         Python and native frames merged
+  stackpeek dump --locals --async 1234 Python locals and asyncio task trees
   stackpeek dump 1234 5678             several processes, one after another
   stackpeek dump --debug-dir ./dbg 42  also look for separate debug files
                                        under ./dbg/.build-id/xx/yyyy.debug
@@ -100,6 +101,12 @@ CommandRunner addDumpCommand(CLI::App &app) {
                 "also dump every descendant of each PID, parents before children");
   cmd->add_flag("--native", args->options.native,
                 "merge native (C/C++) frames with Python frames");
+  cmd->add_flag("--locals", args->options.locals,
+                "show each Python frame's arguments and local variables "
+                "(bounded reprs read from memory; lengthens the pause)");
+  cmd->add_flag("--async", args->options.async,
+                "list the asyncio tasks of every event loop as await trees "
+                "(CPython 3.8+)");
   cmd->add_option("--max-frames", args->options.maxFrames,
                   "keep only the N innermost frames of each thread");
   cmd->add_option("--debug-dir", args->options.debugDirs,

@@ -1,0 +1,413 @@
+// Asyncio: every asyncio Task of the interpreter, read during the pause.
+//
+// Domain facts (3.8-3.13; see DepthLayout.h for the struct offsets):
+//  - Registry: sys.modules['asyncio.tasks'] has `_all_tasks` (3.8-3.11), or
+//    `_scheduled_tasks` plus `_eager_tasks` (3.12+); with the C accelerator
+//    these names are bound to the `_asyncio` module's own objects.
+//    `_all_tasks`/`_scheduled_tasks` are weakref.WeakSets: a Python object
+//    whose `data` attribute is a set of weakrefs (wr_object at +16 is the
+//    task, or None once it died). `_eager_tasks` is a plain set of tasks.
+//    Set tables are {key, hash} pairs; dummy (deleted) keys have hash -1.
+//  - `_current_tasks` maps each loop to the task running now.
+//  - Tasks are `_asyncio.Task` objects or subclasses (pure-Python Tasks are
+//    not supported): fut_loop, fut_callback0, fut_callbacks (a list of
+//    (callback, context) tuples), fut_state (0 pending, 1 cancelled, 2
+//    finished), task_fut_waiter (the future it waits on), task_coro,
+//    task_name (a str, or an int N meaning "Task-N").
+//  - Coroutine chain: a coroutine's frame is gi_frame/cr_frame (≤3.10,
+//    NULL once finished) or embedded at gi_iframe (3.11+, gone once
+//    gi_frame_state >= FRAME_CLEARED). What it awaits is _PyGen_yf(): the top
+//    of its value stack when suspended in YIELD_FROM/SEND (per-version test,
+//    YieldFromModel). The chain continues through coroutines and generators.
+//  - Who awaits whom: a task awaits the task that is its fut_waiter; a
+//    gather() future (`_GatheringFuture`, attribute `_children`) makes the
+//    task await every child; a TaskGroup child carries the callback
+//    `TaskGroup._on_task_done`, a bound method whose TaskGroup's
+//    `_parent_task` awaits it.
+//  - Loop -> thread: BaseEventLoop._thread_id (threading ident) while running.
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "python/Depth.h"
+#include "python/Objects.h"
+#include "python/RemoteStruct.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+std::string hexAddr(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+  return buf;
+}
+
+template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
+  if (v)
+    return *v;
+  llvm::consumeError(v.takeError());
+  return fallback;
+}
+
+class AsyncioReader {
+public:
+  AsyncioReader(const Interpreter &in, const DepthLayout &d, ReprReader &r)
+      : l_(in.layout), d_(d), r_(r), mem_(r.memory()) {}
+
+  void run(uint64_t interpAddr, CapturedAsyncio &out) {
+    uint64_t tasksModule = moduleDict(interpAddr, "asyncio.tasks");
+    if (!tasksModule)
+      return; // asyncio not imported
+    std::vector<uint64_t> tasks;
+    for (const char *weak : {"_all_tasks", "_scheduled_tasks"})
+      if (uint64_t ws = lookup(tasksModule, weak))
+        weakSetItems(ws, tasks, out);
+    if (uint64_t eager = lookup(tasksModule, "_eager_tasks"))
+      setItems(eager, tasks, out);
+    currentTasks(lookup(tasksModule, "_current_tasks"));
+    std::unordered_set<uint64_t> seen;
+    for (uint64_t t : tasks)
+      if (isTask(t) && seen.insert(t).second)
+        out.tasks.push_back(task(t));
+    linkAwaiters(out);
+    for (const CapturedTask &t : out.tasks)
+      if (!out.loopThreadIdent.count(t.loop))
+        out.loopThreadIdent[t.loop] = loopThread(t.loop);
+  }
+
+private:
+  uint64_t ptr(uint64_t addr) { return valueOr(mem_.readValue<uint64_t>(addr), 0ul); }
+
+  uint64_t lookup(uint64_t dict, const std::string &key) {
+    return valueOr(dictLookupString(mem_, l_, dict, key), 0ul);
+  }
+
+  uint64_t moduleDict(uint64_t interpAddr, const std::string &name) {
+    uint64_t modules = ptr(interpAddr + l_.interpModules);
+    uint64_t module = modules ? lookup(modules, name) : 0;
+    return module ? ptr(module + l_.moduleDict) : 0;
+  }
+
+  // Live keys of a set object, at most kMaxTasks.
+  void setItems(uint64_t set, std::vector<uint64_t> &out, CapturedAsyncio &res) {
+    auto s = RemoteStruct::read(mem_, set, d_.setTable + 8);
+    if (!s) {
+      res.errors.push_back("unreadable task set: " + llvm::toString(s.takeError()));
+      return;
+    }
+    uint64_t mask = s->pointer(d_.setMask), table = s->pointer(d_.setTable);
+    if (mask >= 4 * kMaxTasks) {
+      res.errors.push_back("implausible task set size");
+      return;
+    }
+    std::vector<uint64_t> raw(2 * (mask + 1));
+    if (!mem_.read(table, raw.data(), raw.size() * 8)) {
+      res.errors.push_back("unreadable task set table at " + hexAddr(table));
+      return;
+    }
+    for (uint64_t i = 0; i <= mask; ++i)
+      if (raw[2 * i] && int64_t(raw[2 * i + 1]) != -1)
+        out.push_back(raw[2 * i]);
+  }
+
+  void weakSetItems(uint64_t weakSet, std::vector<uint64_t> &out,
+                    CapturedAsyncio &res) {
+    uint64_t data = valueOr(instanceAttribute(mem_, l_, weakSet, "data"), 0ul);
+    if (!data) {
+      res.errors.push_back("WeakSet without data at " + hexAddr(weakSet));
+      return;
+    }
+    std::vector<uint64_t> refs;
+    setItems(data, refs, res);
+    for (uint64_t ref : refs)
+      if (uint64_t obj = ptr(ref + d_.weakrefObject))
+        out.push_back(obj);
+  }
+
+  void currentTasks(uint64_t dict) {
+    if (!dict)
+      return;
+    llvm::consumeError(forEachDictItem(mem_, l_, dict, [&](uint64_t k, uint64_t v) {
+      current_[k] = v;
+      return current_.size() < 4096;
+    }));
+  }
+
+  // The object's type, or one of its bases, is `name`.
+  bool typeIs(uint64_t obj, const std::string &name) {
+    uint64_t type = ptr(obj + l_.obType);
+    auto key = std::make_pair(type, name);
+    if (auto it = typeIs_.find(key); it != typeIs_.end())
+      return it->second;
+    bool found = false;
+    for (int i = 0; type && i < 32 && !found; ++i) {
+      auto n = mem_.readCString(ptr(type + l_.tpName), 128);
+      found = n && *n == name;
+      if (!n)
+        llvm::consumeError(n.takeError());
+      type = ptr(type + d_.tpBase);
+    }
+    return typeIs_[key] = found;
+  }
+
+  bool isTask(uint64_t obj) { return obj && typeIs(obj, "_asyncio.Task"); }
+
+  CapturedTask task(uint64_t addr) {
+    CapturedTask t;
+    t.addr = addr;
+    auto s = RemoteStruct::read(mem_, addr, d_.taskName + 8);
+    if (!s) {
+      t.error = "unreadable task: " + llvm::toString(s.takeError());
+      return t;
+    }
+    t.loop = s->pointer(d_.futLoop);
+    t.name = taskName(s->pointer(d_.taskName));
+    int32_t state = s->get<int32_t>(d_.futState).value_or(-1);
+    auto cur = current_.find(t.loop);
+    t.state = cur != current_.end() && cur->second == addr ? "running"
+              : state == 0                                 ? "pending"
+              : state == 1                                 ? "cancelled"
+              : state == 2                                 ? "done"
+                                                           : "unknown";
+    coroutineChain(s->pointer(d_.taskCoro), t);
+    uint64_t waiter = s->pointer(d_.taskFutWaiter);
+    waiters_[addr] = waiter;
+    if (waiter)
+      t.awaiting = r_.typeOf(waiter).name + " " + hexAddr(waiter);
+    callbacks_[addr] = {s->pointer(d_.futCallback0), s->pointer(d_.futCallbacks)};
+    return t;
+  }
+
+  std::string taskName(uint64_t name) {
+    if (!name)
+      return "";
+    ReprReader::Kind k = r_.typeOf(name).kind;
+    if (k == ReprReader::Kind::Int)
+      return "Task-" + r_.repr(name).repr;
+    return r_.str(name);
+  }
+
+  // The frame of a coroutine/generator, as a captured frame; false if it has
+  // none (finished). `iframe` is set to its interpreter frame (3.11+).
+  bool coroutineFrame(uint64_t coro, CapturedFrame &f, uint64_t &frameAddr) {
+    if (d_.genFrame) {
+      frameAddr = ptr(coro + *d_.genFrame);
+      if (!frameAddr)
+        return false;
+      auto fr = RemoteStruct::read(mem_, frameAddr, l_.frameSize);
+      if (!fr) {
+        llvm::consumeError(fr.takeError());
+        return false;
+      }
+      f.codeAddr = fr->pointer(l_.frameCode);
+      f.lasti = fr->get<int32_t>(l_.frameLasti).value_or(-1);
+    } else {
+      int8_t state = valueOr(mem_.readValue<int8_t>(coro + *d_.genFrameState), int8_t(4));
+      if (state >= d_.frameCleared)
+        return false;
+      frameAddr = coro + *d_.genIframe;
+      auto fr = RemoteStruct::read(mem_, frameAddr, l_.frameSize);
+      if (!fr) {
+        llvm::consumeError(fr.takeError());
+        return false;
+      }
+      f.codeAddr = fr->pointer(l_.frameCode);
+      f.instrPtr = fr->pointer(l_.frameInstrPtr);
+    }
+    f.frameAddr = frameAddr;
+    f.owner = l_.ownerGenerator;
+    return f.codeAddr != 0;
+  }
+
+  // _PyGen_yf: what the suspended coroutine whose frame is at `frame` awaits.
+  uint64_t awaited(uint64_t coro, uint64_t frame, const CapturedFrame &f) {
+    switch (d_.yieldFrom) {
+    case YieldFromModel::None:
+      return 0;
+    case YieldFromModel::StacktopPtr: {
+      uint64_t top = ptr(frame + *d_.frameStacktopPtr);
+      if (!top || f.lasti < 0 || !nextOpIs(f.codeAddr, f.lasti + 2))
+        return 0;
+      return ptr(top - 8);
+    }
+    case YieldFromModel::StackDepth310: {
+      int32_t depth = valueOr(mem_.readValue<int32_t>(frame + *d_.frameStackdepth), 0);
+      if (depth <= 0 || f.lasti < 0 || !nextOpIs(f.codeAddr, (f.lasti + 1) * 2))
+        return 0;
+      return ptr(ptr(frame + *d_.frameValuestack) + uint64_t(depth - 1) * 8);
+    }
+    case YieldFromModel::ResumeOparg: {
+      int8_t state = valueOr(mem_.readValue<int8_t>(coro + *d_.genFrameState), int8_t(4));
+      if (state == d_.frameCreated)
+        return 0;
+      uint8_t next[2];
+      if (!mem_.read(f.instrPtr + 2, next, 2) || next[1] < 2 ||
+          std::find(d_.resumeOpcodes.begin(), d_.resumeOpcodes.end(), next[0]) ==
+              d_.resumeOpcodes.end())
+        return 0;
+      return stackTop(frame);
+    }
+    case YieldFromModel::FrameState313: {
+      int8_t state = valueOr(mem_.readValue<int8_t>(coro + *d_.genFrameState), int8_t(4));
+      return state == d_.frameSuspendedYieldFrom ? stackTop(frame) : 0;
+    }
+    }
+    return 0;
+  }
+
+  uint64_t stackTop(uint64_t iframe) {
+    int32_t top = valueOr(mem_.readValue<int32_t>(iframe + *d_.iframeStacktop), 0);
+    if (top <= 0 || top > (1 << 20))
+      return 0;
+    return ptr(iframe + d_.frameLocalsplus + uint64_t(top - 1) * 8);
+  }
+
+  // ≤3.10: the opcode at byte `offset` of the code's co_code is YIELD_FROM.
+  bool nextOpIs(uint64_t code, int64_t offset) {
+    uint64_t bytes = ptr(code + *d_.coCode);
+    int64_t size = valueOr(mem_.readValue<int64_t>(bytes + l_.bytesSize), int64_t(0));
+    if (!bytes || offset < 0 || offset >= size)
+      return false;
+    uint8_t op = valueOr(mem_.readValue<uint8_t>(bytes + l_.bytesData + offset), uint8_t(0));
+    return op == d_.yieldFromOpcode;
+  }
+
+  bool isCoroutine(uint64_t obj) {
+    const std::string &n = r_.typeOf(obj).name;
+    return n == "coroutine" || n == "generator";
+  }
+
+  void coroutineChain(uint64_t coro, CapturedTask &t) {
+    std::vector<uint64_t> seen;
+    while (coro && isCoroutine(coro) && t.stack.size() < kMaxAwaitChain) {
+      if (std::find(seen.begin(), seen.end(), coro) != seen.end()) {
+        t.error = "coroutine await chain loops";
+        return;
+      }
+      seen.push_back(coro);
+      CapturedFrame f;
+      uint64_t frame = 0;
+      if (!coroutineFrame(coro, f, frame))
+        return;
+      t.stack.push_back(f);
+      coro = awaited(coro, frame, f);
+    }
+  }
+
+  // Tasks the future `fut` stands for: itself if a task, a gather's children.
+  void awaitedTasks(uint64_t fut, std::vector<uint64_t> &out) {
+    if (isTask(fut)) {
+      out.push_back(fut);
+      return;
+    }
+    if (r_.typeOf(fut).name != "_GatheringFuture")
+      return;
+    uint64_t children = valueOr(instanceAttribute(mem_, l_, fut, "_children"), 0ul);
+    if (!children || r_.typeOf(children).kind != ReprReader::Kind::List)
+      return;
+    int64_t n = valueOr(mem_.readValue<int64_t>(children + 16), int64_t(0));
+    if (n <= 0 || size_t(n) > kMaxTasks)
+      return;
+    std::vector<uint64_t> items(n);
+    if (mem_.read(ptr(children + d_.listItems), items.data(), n * 8))
+      for (uint64_t c : items)
+        if (isTask(c))
+          out.push_back(c);
+  }
+
+  // TaskGroup children: a done-callback bound to a TaskGroup names the
+  // parent task (TaskGroup._parent_task).
+  uint64_t taskGroupParent(uint64_t callback) {
+    if (!callback || r_.typeOf(callback).name != "method")
+      return 0;
+    uint64_t self = ptr(callback + d_.methodSelf);
+    if (!self || r_.typeOf(self).name != "TaskGroup")
+      return 0;
+    return valueOr(instanceAttribute(mem_, l_, self, "_parent_task"), 0ul);
+  }
+
+  std::vector<uint64_t> callbackObjects(uint64_t task) {
+    auto [first, list] = callbacks_[task];
+    std::vector<uint64_t> out;
+    if (first)
+      out.push_back(first);
+    if (!list || r_.typeOf(list).kind != ReprReader::Kind::List)
+      return out;
+    int64_t n = valueOr(mem_.readValue<int64_t>(list + 16), int64_t(0));
+    if (n <= 0 || n > 64)
+      return out;
+    std::vector<uint64_t> items(n);
+    if (!mem_.read(ptr(list + d_.listItems), items.data(), n * 8))
+      return out;
+    for (uint64_t pair : items) // (callback, context) tuples
+      if (pair && r_.typeOf(pair).kind == ReprReader::Kind::Tuple)
+        out.push_back(ptr(pair + d_.tupleItems));
+    return out;
+  }
+
+  void linkAwaiters(CapturedAsyncio &out) {
+    std::unordered_map<uint64_t, CapturedTask *> byAddr;
+    for (CapturedTask &t : out.tasks)
+      byAddr[t.addr] = &t;
+    auto link = [&](uint64_t parent, uint64_t child) {
+      auto it = byAddr.find(child);
+      if (it == byAddr.end() || !parent)
+        return;
+      auto &by = it->second->awaitedBy;
+      if (std::find(by.begin(), by.end(), parent) == by.end())
+        by.push_back(parent);
+    };
+    for (CapturedTask &t : out.tasks) {
+      std::vector<uint64_t> children;
+      if (uint64_t w = waiters_[t.addr])
+        awaitedTasks(w, children);
+      for (uint64_t c : children)
+        link(t.addr, c);
+      for (uint64_t cb : callbackObjects(t.addr))
+        link(taskGroupParent(cb), t.addr);
+    }
+  }
+
+  uint64_t loopThread(uint64_t loop) {
+    uint64_t id = valueOr(instanceAttribute(mem_, l_, loop, "_thread_id"), 0ul);
+    if (!id || r_.typeOf(id).kind != ReprReader::Kind::Int)
+      return 0;
+    return valueOr(readUnsignedInt(mem_, l_, id), 0ul);
+  }
+
+  const Layout &l_;
+  const DepthLayout &d_;
+  ReprReader &r_;
+  MemorySource &mem_;
+  std::unordered_map<uint64_t, uint64_t> current_, waiters_;
+  std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> callbacks_;
+  std::map<std::pair<uint64_t, std::string>, bool> typeIs_;
+};
+
+} // namespace
+
+CapturedAsyncio captureAsyncio(const Interpreter &interp, const DepthLayout &d,
+                               ReprReader &reprs,
+                               const CapturedPython &captured) {
+  CapturedAsyncio out;
+  if (!d.hasAsyncio) {
+    out.errors.push_back("asyncio tasks are supported on CPython 3.8+");
+    return out;
+  }
+  std::vector<uint64_t> interps;
+  for (const CapturedThread &t : captured.threads)
+    if (std::find(interps.begin(), interps.end(), t.interpAddr) == interps.end())
+      interps.push_back(t.interpAddr);
+  for (uint64_t in : interps) {
+    AsyncioReader reader(interp, d, reprs);
+    reader.run(in, out);
+    if (out.tasks.size() > kMaxTasks) {
+      out.errors.push_back("more than " + std::to_string(kMaxTasks) + " tasks");
+      break;
+    }
+  }
+  return out;
+}
+
+} // namespace stackpeek::python

@@ -1,0 +1,163 @@
+// DepthLayout tables for CPython 2.7 and 3.6-3.13. See DepthLayout.h for
+// where each number comes from; the comments name the struct fields.
+#include "python/DepthLayout.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+// ≤3.10: co_varnames/co_cellvars/co_freevars tuples, f_localsplus.
+DepthLayout frameObjectVersion(uint32_t nlocals, uint32_t varnames,
+                               uint32_t code, uint32_t localsplus,
+                               uint32_t lasti) {
+  DepthLayout d;
+  d.coNlocals = nlocals;
+  d.coVarnames = varnames;
+  d.coFreevars = varnames + 8; // co_varnames, co_freevars, co_cellvars
+  d.coCellvars = varnames + 16;
+  d.coCode = code;
+  d.frameLocalsplus = localsplus;
+  d.frameObjectLasti = lasti;
+  return d;
+}
+
+void py3Exceptions(DepthLayout &d, uint32_t first) {
+  // PyBaseExceptionObject: ..., args 24, [notes 32,] traceback, context,
+  // cause, suppress_context (char).
+  d.excTraceback = first, d.excContext = first + 8, d.excCause = first + 16;
+  d.excSuppressContext = first + 24;
+}
+
+void taskObj(DepthLayout &d, uint32_t state, uint32_t waiter) {
+  // FutureObj_HEAD: fut_loop 16, fut_callback0 24, fut_context0 32,
+  // fut_callbacks 40, ..., fut_state (int); TaskObj: task_fut_waiter,
+  // task_coro, task_name follow the future head.
+  d.hasAsyncio = true;
+  d.futState = state;
+  d.taskFutWaiter = waiter, d.taskCoro = waiter + 8, d.taskName = waiter + 16;
+}
+
+DepthLayout py27() {
+  DepthLayout d = frameObjectVersion(20, 56, 32, 376, 120);
+  d.coFreevars = 64, d.coCellvars = 72;
+  d.excState = ExcStateModel::TstateFields;
+  d.tstateExcType = 96, d.tstateExcValue = 104, d.tstateExcTraceback = 112;
+  d.htName = d.htQualname = 856; // 2.7 has no __qualname__
+  return d;
+}
+
+DepthLayout py36() {
+  DepthLayout d = frameObjectVersion(24, 64, 40, 376, 120);
+  d.excState = ExcStateModel::TstateFields;
+  d.tstateExcType = 104, d.tstateExcValue = 112, d.tstateExcTraceback = 120;
+  py3Exceptions(d, 32);
+  d.htName = 832, d.htQualname = 848;
+  return d;
+}
+
+DepthLayout py37() {
+  DepthLayout d = frameObjectVersion(24, 64, 40, 360, 104);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 832, d.htQualname = 848;
+  return d;
+}
+
+DepthLayout py38() {
+  DepthLayout d = frameObjectVersion(28, 72, 48, 360, 104);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 848, d.htQualname = 864;
+  d.yieldFrom = YieldFromModel::StacktopPtr;
+  d.frameStacktopPtr = 72;
+  d.genFrame = 16;
+  taskObj(d, 72, 104);
+  return d;
+}
+
+DepthLayout py39() {
+  DepthLayout d = py38();
+  d.htName = 840, d.htQualname = 856;
+  taskObj(d, 80, 144);
+  return d;
+}
+
+DepthLayout py310() {
+  DepthLayout d = frameObjectVersion(28, 72, 48, 352, 96);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 848, d.htQualname = 864;
+  d.yieldFrom = YieldFromModel::StackDepth310;
+  d.frameValuestack = 64, d.frameStackdepth = 80;
+  d.genFrame = 16;
+  taskObj(d, 88, 152);
+  return d;
+}
+
+// 3.11+: co_localsplusnames/kinds, _PyInterpreterFrame.localsplus at 72 and
+// stacktop at 64, PyFrameObject.f_frame at 24.
+DepthLayout interpreterFrameVersion(uint32_t nlocalsplus, uint32_t excInfo) {
+  DepthLayout d;
+  d.coNlocalsplus = nlocalsplus, d.coNlocals = 80;
+  d.coLocalsplusNames = 96, d.coLocalsplusKinds = 104;
+  d.frameLocalsplus = 72, d.iframeStacktop = 64, d.frameObjectIframe = 24;
+  d.excState = ExcStateModel::StackItem311;
+  d.tstateExcInfo = excInfo;
+  py3Exceptions(d, 40); // __notes__ at 32 since 3.11
+  return d;
+}
+
+DepthLayout py311() {
+  DepthLayout d = interpreterFrameVersion(76, 120);
+  d.htName = 848, d.htQualname = 864;
+  d.yieldFrom = YieldFromModel::ResumeOparg;
+  d.genIframe = 80, d.genFrameState = 75;
+  d.resumeOpcodes = {151, 150}; // RESUME, RESUME_QUICK
+  taskObj(d, 88, 128);
+  return d;
+}
+
+DepthLayout py312() {
+  DepthLayout d = interpreterFrameVersion(72, 104);
+  d.htName = 856, d.htQualname = 872;
+  d.yieldFrom = YieldFromModel::ResumeOparg;
+  d.genIframe = 72, d.genFrameState = 67;
+  d.resumeOpcodes = {151, 240}; // RESUME, INSTRUMENTED_RESUME
+  taskObj(d, 88, 128);
+  return d;
+}
+
+DepthLayout py313() {
+  DepthLayout d = interpreterFrameVersion(72, 120);
+  d.htName = 856, d.htQualname = 872;
+  d.yieldFrom = YieldFromModel::FrameState313;
+  d.genIframe = 72, d.genFrameState = 67;
+  d.frameCreated = -3, d.frameSuspendedYieldFrom = -1;
+  taskObj(d, 96, 112); // the task flags became bitfields at 104
+  return d;
+}
+
+} // namespace
+
+std::optional<DepthLayout> depthLayout(const PythonVersion &v) {
+  if (v.major == 2 && v.minor == 7)
+    return py27();
+  if (v.major != 3)
+    return std::nullopt;
+  switch (v.minor) {
+  case 6: return py36();
+  case 7: return py37();
+  case 8: return py38();
+  case 9: return py39();
+  case 10: return py310();
+  case 11: return py311();
+  case 12: return py312();
+  case 13: return py313();
+  default: return std::nullopt;
+  }
+}
+
+} // namespace stackpeek::python

@@ -1,0 +1,708 @@
+// Reprs: formatting of objects read from target memory. See Reprs.h for the
+// rules and bounds; the offsets come from Layout (strings, bytes, dicts,
+// ints) and DepthLayout (tuples, lists, sets, floats, exceptions).
+#include "python/Reprs.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "python/Objects.h"
+#include "python/RemoteStruct.h"
+
+namespace stackpeek::python {
+
+namespace {
+
+std::string hexAddr(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+  return buf;
+}
+
+std::string unreadable(uint64_t addr) { return "<unreadable " + hexAddr(addr) + ">"; }
+
+void appendUtf8(std::string &out, uint32_t cp) {
+  if (cp >= 0xD800 && cp <= 0xDFFF)
+    cp = 0xFFFD;
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+// Non-printable non-ASCII ranges (Unicode Cc, Cf, Zs, Zl, Zp, Cs, Co, and
+// the noncharacters U+FFFE/U+FFFF), which a 3.x str repr escapes.
+struct Range { uint32_t lo, hi; };
+constexpr Range kNonPrintable[] = {
+    {0x80, 0xA0},       {0xAD, 0xAD},       {0x600, 0x605},
+    {0x61C, 0x61C},     {0x6DD, 0x6DD},     {0x70F, 0x70F},
+    {0x8E2, 0x8E2},     {0x1680, 0x1680},   {0x180E, 0x180E},
+    {0x2000, 0x200F},   {0x2028, 0x202F},   {0x205F, 0x2064},
+    {0x2066, 0x206F},   {0x3000, 0x3000},   {0xD800, 0xF8FF},
+    {0xFEFF, 0xFEFF},   {0xFFF9, 0xFFFB},   {0xFFFE, 0xFFFF},
+    {0x110BD, 0x110BD}, {0x110CD, 0x110CD}, {0x13430, 0x1343F},
+    {0x1BCA0, 0x1BCA3}, {0x1D173, 0x1D17A}, {0xE0001, 0xE0001},
+    {0xE0020, 0xE007F}, {0xF0000, 0x10FFFF},
+};
+
+bool printableNonAscii(uint32_t cp) {
+  if (cp > 0x10FFFF)
+    return false;
+  for (const Range &r : kNonPrintable)
+    if (cp >= r.lo && cp <= r.hi)
+      return false;
+  return true;
+}
+
+void appendHexEscape(std::string &out, uint32_t cp) {
+  char buf[16];
+  if (cp <= 0xFF)
+    snprintf(buf, sizeof buf, "\\x%02x", cp);
+  else if (cp <= 0xFFFF)
+    snprintf(buf, sizeof buf, "\\u%04x", cp);
+  else
+    snprintf(buf, sizeof buf, "\\U%08x", cp);
+  out += buf;
+}
+
+template <class Seq> char chooseQuote(const Seq &s) {
+  bool single = false, dbl = false;
+  for (auto c : s) {
+    single |= c == '\'';
+    dbl |= c == '"';
+  }
+  return single && !dbl ? '"' : '\'';
+}
+
+// The escapes every repr shares; returns false for other characters.
+bool commonEscape(std::string &out, uint32_t c, char quote) {
+  if (c == uint32_t(quote) || c == '\\') {
+    out += '\\';
+    out += char(c);
+  } else if (c == '\t') {
+    out += "\\t";
+  } else if (c == '\n') {
+    out += "\\n";
+  } else if (c == '\r') {
+    out += "\\r";
+  } else if (c < ' ' || c == 0x7F) {
+    appendHexEscape(out, c);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+std::string codePointsToString(const std::vector<uint32_t> &cps) {
+  std::string out;
+  for (uint32_t cp : cps)
+    appendUtf8(out, cp > 0x10FFFF ? 0xFFFD : cp);
+  return out;
+}
+
+std::string strRepr(const std::vector<uint32_t> &cps) {
+  char quote = chooseQuote(cps);
+  std::string out(1, quote);
+  for (uint32_t c : cps) {
+    if (commonEscape(out, c, quote))
+      continue;
+    if (c < 0x7F || printableNonAscii(c))
+      appendUtf8(out, c);
+    else
+      appendHexEscape(out, c);
+  }
+  return out + quote;
+}
+
+std::string unicodeRepr2(const std::vector<uint32_t> &cps) {
+  char quote = chooseQuote(cps);
+  std::string out = "u";
+  out += quote;
+  for (uint32_t c : cps) {
+    if (commonEscape(out, c, quote))
+      continue;
+    if (c < 0x7F)
+      out += char(c);
+    else
+      appendHexEscape(out, c);
+  }
+  return out + quote;
+}
+
+std::string bytesRepr(const std::vector<uint8_t> &bytes, bool prefix) {
+  char quote = chooseQuote(bytes);
+  std::string out = prefix ? "b" : "";
+  out += quote;
+  for (uint8_t c : bytes) {
+    if (commonEscape(out, c, quote))
+      continue;
+    if (c < 0x7F)
+      out += char(c);
+    else
+      appendHexEscape(out, c);
+  }
+  return out + quote;
+}
+
+std::string floatRepr(double v) {
+  if (std::isnan(v))
+    return "nan";
+  if (std::isinf(v))
+    return v < 0 ? "-inf" : "inf";
+  // Shortest round-trip digits in scientific form: "-d.ddde±xx".
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  bool negative = sci[0] == '-';
+  if (negative)
+    sci.erase(0, 1);
+  size_t e = sci.find('e');
+  int exp10 = std::stoi(sci.substr(e + 1));
+  std::string digits;
+  for (char c : sci.substr(0, e))
+    if (c != '.')
+      digits += c;
+  while (digits.size() > 1 && digits.back() == '0')
+    digits.pop_back();
+  int decpt = exp10 + 1; // value = 0.DIGITS * 10^decpt
+  std::string out = negative ? "-" : "";
+  if (digits == "0") {
+    return out + "0.0";
+  }
+  if (decpt > -4 && decpt <= 16) {
+    if (decpt <= 0) {
+      out += "0." + std::string(size_t(-decpt), '0') + digits;
+    } else if (size_t(decpt) >= digits.size()) {
+      out += digits + std::string(decpt - digits.size(), '0') + ".0";
+    } else {
+      out += digits.substr(0, decpt) + "." + digits.substr(decpt);
+    }
+    return out;
+  }
+  out += digits.substr(0, 1);
+  if (digits.size() > 1)
+    out += "." + digits.substr(1);
+  char ebuf[16];
+  snprintf(ebuf, sizeof ebuf, "e%c%02d", decpt - 1 < 0 ? '-' : '+',
+           std::abs(decpt - 1));
+  return out + ebuf;
+}
+
+std::string digitsToDecimal(std::vector<uint32_t> digits) {
+  while (!digits.empty() && digits.back() == 0)
+    digits.pop_back();
+  if (digits.empty())
+    return "0";
+  std::vector<uint32_t> chunks; // base 10^9, little-endian
+  while (!digits.empty()) {
+    uint64_t rem = 0;
+    for (size_t i = digits.size(); i-- > 0;) {
+      uint64_t cur = (rem << 30) | (digits[i] & 0x3FFFFFFF);
+      digits[i] = uint32_t(cur / 1000000000);
+      rem = cur % 1000000000;
+    }
+    chunks.push_back(uint32_t(rem));
+    while (!digits.empty() && digits.back() == 0)
+      digits.pop_back();
+  }
+  std::string out = std::to_string(chunks.back());
+  for (size_t i = chunks.size() - 1; i-- > 0;) {
+    char buf[16];
+    snprintf(buf, sizeof buf, "%09u", chunks[i]);
+    out += buf;
+  }
+  return out;
+}
+
+// --- reading objects ------------------------------------------------------
+
+namespace {
+
+using Kind = ReprReader::Kind;
+
+Kind builtinKind(const std::string &name, uint64_t flags, bool py2) {
+  if (flags & kTpFlagsHeapType)
+    return flags & kTpFlagsBaseExc ? Kind::Exception : Kind::Other;
+  static const std::pair<const char *, Kind> kNames[] = {
+      {"NoneType", Kind::None}, {"bool", Kind::Bool},   {"int", Kind::Int},
+      {"float", Kind::Float},   {"tuple", Kind::Tuple}, {"list", Kind::List},
+      {"dict", Kind::Dict},     {"set", Kind::Set},     {"frozenset", Kind::FrozenSet},
+  };
+  for (const auto &[n, k] : kNames)
+    if (name == n)
+      return k;
+  if (name == "str")
+    return py2 ? Kind::Bytes : Kind::Str;
+  if (py2 && name == "unicode")
+    return Kind::Unicode2;
+  if (py2 && name == "long")
+    return Kind::Long2;
+  if (!py2 && name == "bytes")
+    return Kind::Bytes;
+  if (flags & kTpFlagsBaseExc)
+    return Kind::Exception;
+  return Kind::Other;
+}
+
+// Builds one top-level repr: tracks the path (cycles), depth, the number
+// of objects visited and the output size.
+class Builder {
+public:
+  explicit Builder(ReprReader &r) : r_(r), mem_(r.memory()), l_(r.layout()),
+                                    d_(r.depthLayout()), lim_(r.limits()) {}
+
+  std::string run(uint64_t addr) {
+    value(addr, 0);
+    if (out_.size() > lim_.maxReprBytes) {
+      size_t cut = lim_.maxReprBytes;
+      while (cut > 0 && (uint8_t(out_[cut]) & 0xC0) == 0x80)
+        --cut; // keep UTF-8 whole
+      out_.resize(cut);
+      out_ += "...";
+    }
+    return out_;
+  }
+
+private:
+  bool full() const {
+    return out_.size() > lim_.maxReprBytes || objects_ > lim_.maxObjects;
+  }
+
+  void value(uint64_t addr, size_t depth) {
+    ++objects_;
+    if (addr == 0) {
+      out_ += "<NULL>";
+      return;
+    }
+    const ReprReader::TypeInfo &t = r_.typeOf(addr);
+    switch (t.kind) {
+    case Kind::Unreadable: out_ += unreadable(addr); return;
+    case Kind::None: out_ += "None"; return;
+    case Kind::Bool: boolean(addr); return;
+    case Kind::Int: case Kind::Long2: integer(addr, t.kind); return;
+    case Kind::Float: floating(addr); return;
+    case Kind::Str: case Kind::Unicode2: text(addr, t.kind); return;
+    case Kind::Bytes: bytes(addr); return;
+    case Kind::Tuple: case Kind::List: sequence(addr, t.kind, depth); return;
+    case Kind::Dict: dict(addr, depth); return;
+    case Kind::Set: case Kind::FrozenSet: set(addr, t, depth); return;
+    case Kind::Exception: exception(addr, t, depth); return;
+    case Kind::Other: break;
+    }
+    out_ += "<" + t.name + " object at " + hexAddr(addr) + ">";
+  }
+
+  void boolean(uint64_t addr) {
+    // 2.7: PyIntObject.ob_ival; 3.x: a PyLongObject with 0 or 1 digit.
+    auto v = mem_.readValue<int64_t>(addr + 16);
+    if (!v) {
+      llvm::consumeError(v.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    bool truth = l_.intModel == IntModel::LvTag ? (*v & 3) != 1 && (*v >> 3) != 0
+                                                : *v != 0;
+    out_ += truth ? "True" : "False";
+  }
+
+  void integer(uint64_t addr, Kind kind) {
+    auto header = mem_.readValue<int64_t>(addr + 16);
+    if (!header) {
+      llvm::consumeError(header.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    if (l_.intModel == IntModel::Py2Int && kind == Kind::Int) {
+      out_ += std::to_string(*header); // PyIntObject.ob_ival
+      return;
+    }
+    bool negative;
+    uint64_t ndigits;
+    if (l_.intModel == IntModel::LvTag) {
+      negative = (*header & 3) == 2;
+      ndigits = uint64_t(*header) >> 3;
+    } else {
+      negative = *header < 0;
+      ndigits = negative ? uint64_t(-(*header + 1)) + 1 : uint64_t(*header);
+    }
+    if (ndigits > lim_.maxIntDigits) {
+      out_ += "<int of ~" + std::to_string(uint64_t(ndigits * 30 * 0.30103) + 1) +
+              " digits>";
+      return;
+    }
+    std::vector<uint32_t> digits(ndigits);
+    if (ndigits && !mem_.read(addr + 24, digits.data(), ndigits * 4)) {
+      out_ += unreadable(addr);
+      return;
+    }
+    std::string dec = digitsToDecimal(std::move(digits));
+    out_ += (negative && dec != "0" ? "-" : "") + dec;
+    if (kind == Kind::Long2)
+      out_ += "L";
+  }
+
+  void floating(uint64_t addr) {
+    auto v = mem_.readValue<double>(addr + d_.floatValue);
+    if (!v) {
+      llvm::consumeError(v.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    out_ += floatRepr(*v);
+  }
+
+  // Reads at most maxStringChars code points; `total` is the full length.
+  bool codePoints(uint64_t addr, Kind kind, std::vector<uint32_t> &cps,
+                  uint64_t &total) {
+    uint64_t data;
+    unsigned width;
+    auto hdr = RemoteStruct::read(mem_, addr, kind == Kind::Unicode2
+                                                  ? l_.py2UnicodeData + 8
+                                                  : l_.asciiObjectSize);
+    if (!hdr) {
+      llvm::consumeError(hdr.takeError());
+      return false;
+    }
+    int64_t length = hdr->get<int64_t>(l_.unicodeLength).value_or(-1);
+    if (length < 0 || length > (int64_t(1) << 40))
+      return false;
+    if (kind == Kind::Unicode2) {
+      data = hdr->pointer(l_.py2UnicodeData);
+      width = l_.py2UnicodeWidth;
+    } else {
+      uint32_t state = hdr->get<uint32_t>(l_.unicodeState).value_or(0);
+      width = (state >> 2) & 7;
+      bool compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+      if (width != 1 && width != 2 && width != 4)
+        return false;
+      if (compact)
+        data = addr + (ascii ? l_.asciiObjectSize : l_.compactUnicodeSize);
+      else if (auto any = mem_.readValue<uint64_t>(addr + l_.compactUnicodeSize))
+        data = *any;
+      else {
+        llvm::consumeError(any.takeError());
+        return false;
+      }
+    }
+    total = uint64_t(length);
+    size_t n = std::min<uint64_t>(total, lim_.maxStringChars);
+    std::vector<uint8_t> raw(n * width);
+    if (n && (data == 0 || !mem_.read(data, raw.data(), raw.size())))
+      return false;
+    cps.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t cp = 0;
+      for (unsigned b = 0; b < width; ++b)
+        cp |= uint32_t(raw[i * width + b]) << (8 * b);
+      cps[i] = cp;
+    }
+    return true;
+  }
+
+  void moreChars(uint64_t shown, uint64_t total) {
+    if (total > shown)
+      out_ += "...(" + std::to_string(total - shown) + " more chars)";
+  }
+
+  void text(uint64_t addr, Kind kind) {
+    std::vector<uint32_t> cps;
+    uint64_t total = 0;
+    if (!codePoints(addr, kind, cps, total)) {
+      out_ += unreadable(addr);
+      return;
+    }
+    out_ += kind == Kind::Unicode2 ? unicodeRepr2(cps) : strRepr(cps);
+    moreChars(cps.size(), total);
+  }
+
+  void bytes(uint64_t addr) {
+    auto size = mem_.readValue<int64_t>(addr + l_.bytesSize);
+    if (!size || *size < 0) {
+      if (!size)
+        llvm::consumeError(size.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    size_t n = std::min<uint64_t>(uint64_t(*size), lim_.maxStringChars);
+    std::vector<uint8_t> data(n);
+    if (n && !mem_.read(addr + l_.bytesData, data.data(), n)) {
+      out_ += unreadable(addr);
+      return;
+    }
+    out_ += bytesRepr(data, l_.stringModel == StringModel::Py3);
+    moreChars(n, uint64_t(*size));
+  }
+
+  // Whether to descend into a container: not on the current path (a cycle)
+  // and not too deep. Otherwise prints CPython's "..." marker.
+  bool enter(uint64_t addr, size_t depth, const char *marker) {
+    if (depth >= lim_.maxDepth ||
+        std::find(path_.begin(), path_.end(), addr) != path_.end()) {
+      out_ += marker;
+      return false;
+    }
+    path_.push_back(addr);
+    return true;
+  }
+
+  void items(const std::vector<uint64_t> &addrs, size_t depth) {
+    for (size_t i = 0; i < addrs.size(); ++i) {
+      if (i)
+        out_ += ", ";
+      if (full()) {
+        out_ += "...";
+        return;
+      }
+      value(addrs[i], depth + 1);
+    }
+  }
+
+  void more(uint64_t shown, uint64_t total) {
+    if (total > shown)
+      out_ += (shown ? ", ...(" : "...(") + std::to_string(total - shown) + " more)";
+  }
+
+  void sequence(uint64_t addr, Kind kind, size_t depth) {
+    bool tuple = kind == Kind::Tuple;
+    auto size = mem_.readValue<int64_t>(addr + 16);
+    if (!size || *size < 0 || *size > (int64_t(1) << 40)) {
+      if (!size)
+        llvm::consumeError(size.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    if (!enter(addr, depth, tuple ? "(...)" : "[...]"))
+      return;
+    uint64_t itemsAt = addr + d_.tupleItems;
+    if (!tuple) {
+      auto p = mem_.readValue<uint64_t>(addr + d_.listItems);
+      itemsAt = p ? *p : 0;
+      if (!p)
+        llvm::consumeError(p.takeError());
+    }
+    size_t n = std::min<uint64_t>(uint64_t(*size), lim_.maxItems);
+    std::vector<uint64_t> addrs(n);
+    out_ += tuple ? "(" : "[";
+    if (n && (itemsAt == 0 || !mem_.read(itemsAt, addrs.data(), n * 8)))
+      out_ += unreadable(itemsAt);
+    else
+      items(addrs, depth);
+    more(n, uint64_t(*size));
+    if (tuple && *size == 1)
+      out_ += ",";
+    out_ += tuple ? ")" : "]";
+    path_.pop_back();
+  }
+
+  void dict(uint64_t addr, size_t depth) {
+    auto used = mem_.readValue<int64_t>(addr + l_.dictUsed);
+    if (!used || *used < 0) {
+      if (!used)
+        llvm::consumeError(used.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    if (!enter(addr, depth, "{...}"))
+      return;
+    std::vector<std::pair<uint64_t, uint64_t>> entries;
+    llvm::Error err = forEachDictItem(mem_, l_, addr, [&](uint64_t k, uint64_t v) {
+      entries.emplace_back(k, v);
+      return entries.size() < lim_.maxItems;
+    });
+    out_ += "{";
+    if (err) {
+      llvm::consumeError(std::move(err));
+      out_ += unreadable(addr);
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i)
+        out_ += ", ";
+      if (full()) {
+        out_ += "...";
+        break;
+      }
+      value(entries[i].first, depth + 1);
+      out_ += ": ";
+      value(entries[i].second, depth + 1);
+    }
+    more(entries.size(), uint64_t(*used));
+    out_ += "}";
+    path_.pop_back();
+  }
+
+  // Set tables: {key, hash} entries; a deleted slot holds the dummy key,
+  // whose hash is -1 in 3.x and which is the str "<dummy key>" in 2.7.
+  bool isDummy(uint64_t key, int64_t hash) {
+    if (l_.stringModel == StringModel::Py3)
+      return hash == -1;
+    if (r_.typeOf(key).kind != Kind::Bytes)
+      return false;
+    char buf[12];
+    return mem_.read(key + l_.bytesData, buf, 12) &&
+           std::string(buf, 12) == std::string("<dummy key>\0", 12);
+  }
+
+  void set(uint64_t addr, const ReprReader::TypeInfo &t, size_t depth) {
+    bool frozen = t.kind == Kind::FrozenSet, py2 = l_.stringModel == StringModel::Py2;
+    auto s = RemoteStruct::read(mem_, addr, d_.setTable + 8);
+    if (!s) {
+      llvm::consumeError(s.takeError());
+      out_ += unreadable(addr);
+      return;
+    }
+    int64_t used = s->get<int64_t>(d_.setUsed).value_or(-1);
+    uint64_t mask = s->pointer(d_.setMask), table = s->pointer(d_.setTable);
+    if (used < 0 || mask > (uint64_t(1) << 32)) {
+      out_ += unreadable(addr);
+      return;
+    }
+    std::string name = frozen ? "frozenset" : "set";
+    if (used == 0) {
+      out_ += name + (py2 ? "([])" : "()");
+      return;
+    }
+    if (!enter(addr, depth, (name + "(...)").c_str()))
+      return;
+    std::vector<uint64_t> keys;
+    bool ok = true;
+    constexpr size_t kChunk = 64;
+    for (uint64_t slot = 0; slot <= mask && keys.size() < lim_.maxItems && ok;
+         slot += kChunk) {
+      size_t n = std::min<uint64_t>(kChunk, mask + 1 - slot);
+      std::vector<uint64_t> raw(2 * n);
+      ok = mem_.read(table + slot * 16, raw.data(), n * 16);
+      for (size_t i = 0; ok && i < n && keys.size() < lim_.maxItems; ++i)
+        if (raw[2 * i] && !isDummy(raw[2 * i], int64_t(raw[2 * i + 1])))
+          keys.push_back(raw[2 * i]);
+    }
+    if (frozen || py2)
+      out_ += name + "(";
+    out_ += py2 ? "[" : "{";
+    if (!ok)
+      out_ += unreadable(table);
+    items(keys, depth);
+    more(keys.size(), uint64_t(used));
+    out_ += py2 ? "]" : "}";
+    if (frozen || py2)
+      out_ += ")";
+    path_.pop_back();
+  }
+
+  // BaseException.__repr__: Name(arg) for one argument, else Name(args...)
+  // (3.x); 2.7 prints the args tuple as is: Name('a',).
+  void exception(uint64_t addr, const ReprReader::TypeInfo &t, size_t depth) {
+    auto args = mem_.readValue<uint64_t>(addr + d_.excArgs);
+    if (!args || r_.typeOf(*args).kind != Kind::Tuple) {
+      if (!args)
+        llvm::consumeError(args.takeError());
+      out_ += "<" + t.name + " object at " + hexAddr(addr) + ">";
+      return;
+    }
+    std::string name = t.name.substr(t.name.rfind('.') + 1);
+    out_ += name;
+    auto n = mem_.readValue<int64_t>(*args + 16);
+    if (n && *n == 1 && l_.stringModel == StringModel::Py3) {
+      auto item = mem_.readValue<uint64_t>(*args + d_.tupleItems);
+      if (item) {
+        out_ += "(";
+        value(*item, depth + 1);
+        out_ += ")";
+        return;
+      }
+      llvm::consumeError(item.takeError());
+    } else if (!n) {
+      llvm::consumeError(n.takeError());
+    }
+    value(*args, depth);
+  }
+
+  ReprReader &r_;
+  MemorySource &mem_;
+  const Layout &l_;
+  const DepthLayout &d_;
+  const ReprLimits &lim_;
+  std::string out_;
+  std::vector<uint64_t> path_;
+  size_t objects_ = 0;
+};
+
+} // namespace
+
+ReprReader::ReprReader(MemorySource &mem, const Layout &layout,
+                       const DepthLayout &depth, ReprLimits limits)
+    : mem_(mem), l_(layout), d_(depth), limits_(limits) {}
+
+const ReprReader::TypeInfo &ReprReader::typeOf(uint64_t addr) {
+  auto type = mem_.readValue<uint64_t>(addr + l_.obType);
+  if (!type) {
+    llvm::consumeError(type.takeError());
+    return unreadable_;
+  }
+  auto it = types_.find(*type);
+  if (it != types_.end())
+    return it->second;
+  TypeInfo info;
+  auto t = RemoteStruct::read(mem_, *type, l_.tpFlags + 8);
+  if (t) {
+    auto name = mem_.readCString(t->pointer(l_.tpName), 256);
+    if (name) {
+      info.name = *name;
+      info.flags = t->pointer(l_.tpFlags);
+      info.kind = builtinKind(info.name, info.flags,
+                              l_.stringModel == StringModel::Py2);
+    } else {
+      llvm::consumeError(name.takeError());
+    }
+  } else {
+    llvm::consumeError(t.takeError());
+  }
+  return types_.emplace(*type, std::move(info)).first->second;
+}
+
+ValueRepr ReprReader::repr(uint64_t addr) {
+  ValueRepr out;
+  out.repr = Builder(*this).run(addr);
+  if (addr) {
+    const TypeInfo &t = typeOf(addr);
+    if (t.kind != Kind::Unreadable)
+      out.type = t.name;
+  }
+  return out;
+}
+
+std::string ReprReader::str(uint64_t addr) {
+  if (addr == 0)
+    return "";
+  const TypeInfo &t = typeOf(addr);
+  if (t.kind == Kind::Str || t.kind == Kind::Unicode2) {
+    auto s = readString(mem_, l_, addr);
+    if (s)
+      return s->size() > limits_.maxReprBytes ? s->substr(0, limits_.maxReprBytes) + "..."
+                                              : *s;
+    llvm::consumeError(s.takeError());
+  }
+  if (t.kind == Kind::Bytes && l_.stringModel == StringModel::Py2) {
+    auto b = readBytes(mem_, l_, addr, limits_.maxReprBytes);
+    if (b)
+      return std::string(b->begin(), b->end());
+    llvm::consumeError(b.takeError());
+  }
+  return repr(addr).repr;
+}
+
+} // namespace stackpeek::python

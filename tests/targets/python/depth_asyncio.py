@@ -1,0 +1,143 @@
+"""The asyncio scenario of depth_target.py (3.8+; kept in its own module so
+that 2.7 can still parse depth_target.py).
+
+Loop A (main thread) runs: `main`; `top` gathering 10 `mid` tasks that each
+gather 99 `leaf` tasks (1,000 tasks three levels deep with top); on 3.11+ a
+TaskGroup parent with 3 children; `cross-waiter`, awaiting (through
+wrap_future) a task that run_coroutine_threadsafe started on loop B in a
+second thread; and `oracle`. Once every leaf has started and loop B's task
+runs, `oracle` records each task in-process: name, state, the coroutine chain
+(walking cr_await / gi_yieldfrom, as stackpeek does from memory) and who
+awaits it (task._fut_waiter, _GatheringFuture._children, TaskGroup._tasks).
+A helper thread waits until both loop threads sleep, writes the oracle and
+signals readiness.
+"""
+import asyncio
+import sys
+import threading
+
+FOREVER = 1000000
+MIDS, LEAVES_PER_MID = 10, 99
+TASKGROUP = sys.version_info >= (3, 11)
+
+_started = {"leaves": 0}
+_remote_running = threading.Event()
+
+
+async def leaf():
+    _started["leaves"] += 1
+    await asyncio.sleep(FOREVER)
+
+
+async def mid(i):
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*[loop.create_task(leaf(), name="leaf-%d-%d" % (i, j))
+                           for j in range(LEAVES_PER_MID)])
+
+
+async def top():
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*[loop.create_task(mid(i), name="mid-%d" % i) for i in range(MIDS)])
+
+
+async def group_parent():
+    async with asyncio.TaskGroup() as tg:
+        for i in range(3):
+            tg.create_task(leaf(), name="tg-child-%d" % i)
+
+
+async def remote_work():
+    _remote_running.set()
+    await asyncio.sleep(FOREVER)
+
+
+async def cross_waiter(loop_b):
+    cf = asyncio.run_coroutine_threadsafe(remote_work(), loop_b)
+    await asyncio.wrap_future(cf)
+
+
+def coroutine_chain(coro, function_name):
+    out = []
+    while coro is not None and type(coro).__name__ in ("coroutine", "generator"):
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        out.append({"file": frame.f_code.co_filename,
+                    "function": function_name(frame.f_code), "line": frame.f_lineno})
+        coro = getattr(coro, "cr_await", None) if hasattr(coro, "cr_await") else \
+            getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
+def awaited_by(tasks):
+    """task id -> ids of the tasks awaiting it, by stackpeek's rules."""
+    out = {}
+    ids = set(id(t) for t in tasks)
+
+    def link(parent, child):
+        if id(child) in ids and parent is not None:
+            out.setdefault(hex(id(child)), set()).add(hex(id(parent)))
+
+    for t in tasks:
+        w = t._fut_waiter
+        if isinstance(w, asyncio.Task):
+            link(t, w)
+        for c in getattr(w, "_children", None) or []:
+            link(t, c)
+    for t in tasks:
+        for cb in t._callbacks or []:
+            fn = cb[0] if isinstance(cb, tuple) else cb
+            owner = getattr(fn, "__self__", None)
+            if type(owner).__name__ == "TaskGroup":
+                link(owner._parent_task, t)
+    return dict((k, sorted(v)) for k, v in out.items())
+
+
+def describe(tasks, loop_threads, function_name):
+    by = awaited_by(tasks)
+    out = []
+    for t in tasks:
+        out.append({"id": hex(id(t)), "name": t.get_name(), "loop": hex(id(t.get_loop())),
+                    "thread": loop_threads[id(t.get_loop())],
+                    "state": "pending" if not t.done() else "done",
+                    "stack": coroutine_chain(t.get_coro(), function_name),
+                    "awaited_by": by.get(hex(id(t)), [])})
+    return out
+
+
+def run(path, ready_fd, finish, record, records, native_tid, function_name):
+    loop_b = asyncio.new_event_loop()
+    b_tid = []
+
+    def run_b():
+        b_tid.append(native_tid())
+        asyncio.set_event_loop(loop_b)
+        loop_b.run_forever()
+
+    threading.Thread(target=run_b, daemon=True).start()
+    expected_leaves = MIDS * LEAVES_PER_MID + (3 if TASKGROUP else 0)
+
+    async def oracle():
+        while _started["leaves"] < expected_leaves or not _remote_running.is_set():
+            await asyncio.sleep(0.01)
+        loop_a = asyncio.get_running_loop()
+        threads = {id(loop_a): native_tid(), id(loop_b): b_tid[0]}
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks(loop_a) if t is not me]
+        tasks += list(asyncio.all_tasks(loop_b))
+        extra = {"tasks": describe(tasks, threads, function_name),
+                 "loop_threads": [threads[id(loop_a)], threads[id(loop_b)]]}
+        threading.Thread(target=finish, args=(path, ready_fd, extra, extra["loop_threads"]),
+                         daemon=True).start()
+        await asyncio.sleep(FOREVER)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.create_task(top(), name="top")
+        if TASKGROUP:
+            loop.create_task(group_parent(), name="tg-parent")
+        loop.create_task(cross_waiter(loop_b), name="cross-waiter")
+        loop.create_task(oracle(), name="oracle")
+        await asyncio.sleep(FOREVER)
+
+    asyncio.run(main())
