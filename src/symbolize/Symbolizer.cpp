@@ -47,10 +47,36 @@ std::vector<Symbol> functionSymbols(const llvm::object::ELFObjectFileBase &obj) 
     out.push_back({*addr, sym.getSize(), name->str(),
                    binding == llvm::ELF::STB_GLOBAL || binding == llvm::ELF::STB_WEAK});
   };
-  for (const llvm::object::ELFSymbolRef &sym : obj.symbols())
-    add(sym);
-  for (const llvm::object::ELFSymbolRef &sym : obj.getDynamicSymbolIterators())
-    add(sym);
+  // LLVM's per-symbol accessors (getELFType, getSize, getBinding) abort the
+  // process on a malformed table (bad sh_entsize or bounds), so a table is
+  // read only after ELFFile::symbols() has validated it as a whole.
+  bool symtabOk = false, dynsymOk = false;
+  if (const auto *elf = llvm::dyn_cast<llvm::object::ELF64LEObjectFile>(&obj)) {
+    const auto &file = elf->getELFFile();
+    if (auto sections = file.sections()) {
+      bool symtabBad = false, dynsymBad = false;
+      for (const auto &sec : *sections) {
+        if (sec.sh_type != llvm::ELF::SHT_SYMTAB && sec.sh_type != llvm::ELF::SHT_DYNSYM)
+          continue;
+        bool bad = false;
+        if (auto syms = file.symbols(&sec); !syms) {
+          llvm::consumeError(syms.takeError());
+          bad = true;
+        }
+        (sec.sh_type == llvm::ELF::SHT_SYMTAB ? symtabBad : dynsymBad) |= bad;
+      }
+      symtabOk = !symtabBad;
+      dynsymOk = !dynsymBad;
+    } else {
+      llvm::consumeError(sections.takeError());
+    }
+  }
+  if (symtabOk)
+    for (const llvm::object::ELFSymbolRef &sym : obj.symbols())
+      add(sym);
+  if (dynsymOk)
+    for (const llvm::object::ELFSymbolRef &sym : obj.getDynamicSymbolIterators())
+      add(sym);
   // By address; at one address the preferred alias first, so a lookup that
   // lands on the last symbol at or below an address can step back to it.
   std::sort(out.begin(), out.end(), [](const Symbol &a, const Symbol &b) {
