@@ -106,9 +106,11 @@ private:
       res.errors.push_back("unreadable task set table at " + hexAddr(table));
       return;
     }
-    for (uint64_t i = 0; i <= mask; ++i)
-      if (raw[2 * i] && int64_t(raw[2 * i + 1]) != -1)
-        out.push_back(raw[2 * i]);
+    for (uint64_t i = 0; i <= mask; ++i) {
+      uint64_t key = raw[2 * i + d_.setEntryKey / 8];
+      if (key && int64_t(raw[2 * i + d_.setEntryHash / 8]) != -1)
+        out.push_back(key);
+    }
   }
 
   void weakSetItems(uint64_t weakSet, std::vector<uint64_t> &out,

@@ -43,6 +43,7 @@ DepthLayout py27() {
   d.excState = ExcStateModel::TstateFields;
   d.tstateExcType = 96, d.tstateExcValue = 104, d.tstateExcTraceback = 112;
   d.htName = d.htQualname = 856; // 2.7 has no __qualname__
+  d.setEntryKey = 8, d.setEntryHash = 0;
   return d;
 }
 

@@ -76,6 +76,7 @@ struct DepthLayout {
   // Objects.
   uint32_t tupleItems = 24, listItems = 24;
   uint32_t setUsed = 24, setMask = 32, setTable = 40;
+  uint32_t setEntryKey = 0, setEntryHash = 8; // 16-byte setentry ({hash, key} in 2.7)
   uint32_t floatValue = 16, weakrefObject = 16, cellRef = 16;
   uint32_t methodFunc = 16, methodSelf = 24;
   // _asyncio FutureObj / TaskObj (3.8+).

@@ -586,9 +586,12 @@ private:
       size_t n = std::min<uint64_t>(kChunk, mask + 1 - slot);
       std::vector<uint64_t> raw(2 * n);
       ok = mem_.read(table + slot * 16, raw.data(), n * 16);
-      for (size_t i = 0; ok && i < n && keys.size() < lim_.maxItems; ++i)
-        if (raw[2 * i] && !isDummy(raw[2 * i], int64_t(raw[2 * i + 1])))
-          keys.push_back(raw[2 * i]);
+      for (size_t i = 0; ok && i < n && keys.size() < lim_.maxItems; ++i) {
+        uint64_t key = raw[2 * i + d_.setEntryKey / 8];
+        int64_t hash = int64_t(raw[2 * i + d_.setEntryHash / 8]);
+        if (key && !isDummy(key, hash))
+          keys.push_back(key);
+      }
     }
     if (frozen || py2)
       out_ += name + "(";

@@ -1,0 +1,205 @@
+"""Python depth: `dump --locals`, handled exceptions and `dump --async` against
+the target's own view.
+
+Each test starts tests/targets/python/depth_target.py under one interpreter
+(Debian's python3 and every pyenv build, 2.7-3.13; asyncio 3.8+), waits for
+its readiness byte and compares stackpeek's JSON with the oracle the target
+wrote in-process:
+  - locals: every local of the frame `holder` (None, bools, small and big
+    ints, floats, str of every storage kind with escapes and quotes, bytes,
+    tuples, a 10,000-element list, a self-referencing list, a dict with
+    non-string keys, sets, a closure cell, an unset local, other objects):
+    repr and type, with reprs computed by the target's reference of the
+    bounding rules (itself checked against repr());
+  - exceptions: threads in except/finally blocks; the chain (cause and
+    context), each entry's `Type: message` line as traceback prints it and
+    its traceback frames (file, function, line);
+  - asyncio: 1,000 tasks in a gather tree three levels deep, a TaskGroup
+    (3.11+), and a task waiting on work of a second loop in another thread:
+    each task's name, state, loop thread, coroutine chain and awaiters.
+The text output is checked for the same facts in Python's own wording.
+"""
+
+import os
+
+import pytest
+
+import harness
+import pyharness
+
+INTERPRETERS = pyharness.interpreter_params()
+
+
+@pytest.fixture(params=INTERPRETERS, ids=[i for i, _ in INTERPRETERS])
+def python(request):
+    name, path = request.param
+    if path is None:
+        pytest.skip("interpreter %s not found on this machine" % name)
+    return path
+
+
+def target_script():
+    return os.path.join(os.path.dirname(pyharness.target_script()), "depth_target.py")
+
+
+def start(python, scenario, workdir):
+    oracle_path = os.path.join(str(workdir), "oracle-%s-%d.json" % (scenario, harness.mark()))
+    t = harness.start_target([python, target_script(), scenario, oracle_path, "{ready_fd}"],
+                             ready_timeout=120)
+    import json
+    with open(oracle_path) as f:
+        t.oracle = json.load(f)
+    assert t.oracle["pid"] == t.pid
+    assert t.oracle["settled"], "target threads never came to rest"
+    return t
+
+
+def version_of(oracle):
+    return tuple(int(x) for x in oracle["version"].split(".")[:2])
+
+
+def records(oracle, kind):
+    return [r for r in oracle["records"] if r["kind"] == kind]
+
+
+def python_frames(thread):
+    return [f for f in thread["frames"] if f["kind"] == "python"]
+
+
+def test_locals_match_oracle(python, tmp_path):
+    t = start(python, "locals", tmp_path)
+    dump = harness.dump_json(t.pid, "--locals")
+    by_tid = pyharness.threads_by_tid(dump)
+    (rec,) = records(t.oracle, "locals")
+    frames = [f for f in python_frames(by_tid[rec["tid"]]) if f["function"] == rec["function"]]
+    assert len(frames) == 1, [f["function"] for f in python_frames(by_tid[rec["tid"]])]
+    got = frames[0]["locals"]
+    problems = []
+    for name, want in sorted(rec["locals"].items()):
+        if want is None:
+            continue
+        if name not in got:
+            problems.append("%s: missing" % name)
+        elif got[name] != want:
+            problems.append("%s:\n  got  %r\n  want %r" % (name, got[name], want))
+    assert not problems, "\n".join(problems)
+    harness.assert_running(t.pid)
+
+
+def test_locals_text_output(python, tmp_path):
+    t = start(python, "locals", tmp_path)
+    out = harness.run_stackpeek(["dump", "--locals", str(t.pid)]).stdout
+    assert "    big_list = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...(9990 more)]\n" in out
+    assert "    selfref = [1, 2, [...]]\n" in out
+    assert "    late = <unset>\n" in out
+
+
+def test_no_locals_without_the_flag(python, tmp_path):
+    t = start(python, "locals", tmp_path)
+    dump = harness.dump_json(t.pid)
+    assert all("locals" not in f for th in dump["threads"] for f in th["frames"])
+
+
+def chain_of(exc):
+    out = []
+    while exc is not None:
+        out.append(exc)
+        nxt = None
+        for relation in ("cause", "context"):
+            if relation in exc:
+                nxt = exc[relation]
+                out[-1] = dict(exc, next_relation=relation)
+        exc = nxt
+    return out
+
+
+def final_line(e):
+    return e["type"] + (": " + e["message"] if e["message"] else "")
+
+
+def test_handled_exceptions_match_oracle(python, tmp_path):
+    t = start(python, "exceptions", tmp_path)
+    dump = harness.dump_json(t.pid)
+    by_tid = pyharness.threads_by_tid(dump)
+    problems = []
+    for rec in records(t.oracle, "exception"):
+        got = chain_of(by_tid[rec["tid"]]["handling_exception"])
+        # The oracle lists the chain most recent first, like stackpeek.
+        want = rec["chain"]
+        if len(got) != len(want):
+            problems.append("thread %d: chain of %d, want %d: %r" % (
+                rec["tid"], len(got), len(want), [final_line(g) for g in got]))
+            continue
+        for g, w in zip(got, want):
+            if final_line(g) != w["final_line"]:
+                problems.append("%r != %r" % (final_line(g), w["final_line"]))
+            frames = [dict((k, f[k]) for k in ("file", "function", "line")) for f in g["traceback"]]
+            if frames != w["traceback"]:
+                problems.append("%s traceback:\n  got  %r\n  want %r" % (
+                    w["final_line"], frames, w["traceback"]))
+            if g.get("next_relation") != w.get("next_relation"):
+                problems.append("%s: chained as %r, want %r" % (
+                    w["final_line"], g.get("next_relation"), w.get("next_relation")))
+    assert not problems, "\n".join(problems)
+
+
+def test_handled_exception_text_output(python, tmp_path):
+    t = start(python, "exceptions", tmp_path)
+    out = harness.run_stackpeek(["dump", str(t.pid)]).stdout
+    assert "  ValueError: plain message\n" in out
+    if version_of(t.oracle) >= (3, 0):
+        assert "The above exception was the direct cause of the following exception:" in out
+        assert "During handling of the above exception, another exception occurred:" in out
+        assert "RuntimeError: ('outermost', 42)" in out
+
+
+def require_asyncio(python):
+    import subprocess
+    out = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2] >= (3, 8))"],
+                         capture_output=True, text=True, timeout=60).stdout.strip()
+    if out != "True":
+        pytest.skip("asyncio tasks need CPython 3.8+")
+
+
+def test_asyncio_tasks_match_oracle(python, tmp_path):
+    require_asyncio(python)
+    t = start(python, "asyncio", tmp_path)
+    dump = harness.dump_json(t.pid, "--async")
+    assert dump["asyncio"] is not None, dump["errors"]
+    got = {}
+    for loop in dump["asyncio"]["loops"]:
+        for task in loop["tasks"]:
+            got[task["id"]] = dict(task, thread=loop["thread"])
+    problems = []
+    want_tasks = t.oracle["tasks"]
+    assert len(want_tasks) >= 1000
+    for w in want_tasks:
+        g = got.get(w["id"])
+        if g is None:
+            problems.append("task %s (%s) missing" % (w["id"], w["name"]))
+            continue
+        stack = [dict((k, f[k]) for k in ("file", "function", "line")) for f in g["stack"]]
+        for key, gv, wv in (("name", g["name"], w["name"]), ("state", g["state"], w["state"]),
+                            ("thread", g["thread"], w["thread"]), ("stack", stack, w["stack"]),
+                            ("awaited_by", sorted(g["awaited_by"]), w["awaited_by"])):
+            if gv != wv:
+                problems.append("task %s %s: got %r, want %r" % (w["name"], key, gv, wv))
+    extra = set(got) - set(w["id"] for w in want_tasks) - set(
+        i for i, g in got.items() if g["name"] == "oracle")
+    if extra:
+        problems.append("unexpected tasks: %r" % sorted(got[i]["name"] for i in extra))
+    assert not problems, "\n".join(problems[:40])
+    names = dict((w["name"], w["id"]) for w in want_tasks)
+    assert names["top"] in got[names["mid-3"]]["awaited_by"]
+    if version_of(t.oracle) >= (3, 11):
+        assert got[names["tg-child-1"]]["awaited_by"] == [names["tg-parent"]]
+    harness.assert_running(t.pid)
+
+
+def test_asyncio_text_tree(python, tmp_path):
+    require_asyncio(python)
+    t = start(python, "asyncio", tmp_path)
+    out = harness.run_stackpeek(["dump", "--async", str(t.pid)]).stdout
+    assert "(T) top [pending]" in out
+    assert "    ├── (T) mid-0 [pending]" in out or "    └── (T) mid-0 [pending]" in out
+    assert "(T) leaf-9-98 [pending]" in out
