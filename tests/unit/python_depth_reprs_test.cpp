@@ -1,0 +1,229 @@
+// Repr tests: Python's formatting rules (floats, quotes, escapes, big ints)
+// on plain values, and ReprReader on hand-built CPython 3.11 objects in
+// FakeMemory: bounds (items, depth, string length, huge claimed sizes read
+// cheaply), cycles, unreadable pointers, and other objects. The integration
+// tests compare with real interpreters; these pin the rules and the
+// hostile-memory guarantees.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "memory/FakeMemory.h"
+#include "python/DepthLayout.h"
+#include "python/Layout.h"
+#include "python/Objects.h"
+#include "python/Reprs.h"
+
+using namespace stackpeek;
+using namespace stackpeek::python;
+
+namespace {
+
+TEST(PythonDepthReprs, FloatsFollowPythonRepr) {
+  EXPECT_EQ(floatRepr(1.0), "1.0");
+  EXPECT_EQ(floatRepr(0.1), "0.1");
+  EXPECT_EQ(floatRepr(-0.0), "-0.0");
+  EXPECT_EQ(floatRepr(1e16), "1e+16");
+  EXPECT_EQ(floatRepr(1e15), "1000000000000000.0");
+  EXPECT_EQ(floatRepr(1e-4), "0.0001");
+  EXPECT_EQ(floatRepr(1e-5), "1e-05");
+  EXPECT_EQ(floatRepr(1.5e-5), "1.5e-05");
+  EXPECT_EQ(floatRepr(123456789.123), "123456789.123");
+  EXPECT_EQ(floatRepr(1e22), "1e+22");
+  EXPECT_EQ(floatRepr(5e-324), "5e-324");
+  EXPECT_EQ(floatRepr(1.7976931348623157e308), "1.7976931348623157e+308");
+  EXPECT_EQ(floatRepr(-2.5e-300), "-2.5e-300");
+  EXPECT_EQ(floatRepr(1.0 / 0.0), "inf");
+  EXPECT_EQ(floatRepr(-1.0 / 0.0), "-inf");
+  EXPECT_EQ(floatRepr(std::nan("")), "nan");
+}
+
+std::vector<uint32_t> cps(const std::u32string &s) { return {s.begin(), s.end()}; }
+
+TEST(PythonDepthReprs, StrQuotesAndEscapes) {
+  EXPECT_EQ(strRepr(cps(U"plain")), "'plain'");
+  EXPECT_EQ(strRepr(cps(U"it's")), "\"it's\"");
+  EXPECT_EQ(strRepr(cps(U"it's \"x\"")), "'it\\'s \"x\"'");
+  EXPECT_EQ(strRepr({'t', '\t', 'n', '\n', 'r', '\r', 'z', 0, 0x7f, '\\'}),
+            "'t\\tn\\nr\\rz\\x00\\x7f\\\\'");
+  EXPECT_EQ(strRepr(cps(U"h\u00e9 \u65e5 \U0001F600")), "'h\u00e9 \u65e5 \U0001F600'");
+  EXPECT_EQ(strRepr(cps(U"\u00a0\u200b\U000E0041\xad")), "'\\xa0\\u200b\\U000e0041\\xad'");
+  EXPECT_EQ(strRepr({0xD800}), "'\\ud800'");
+  EXPECT_EQ(unicodeRepr2(cps(U"h\u00e9\u65e5")), "u'h\\xe9\\u65e5'");
+  EXPECT_EQ(bytesRepr({'a', 0, 0xff, '\''}, true), "b\"a\\x00\\xff'\"");
+  EXPECT_EQ(bytesRepr({'a'}, false), "'a'");
+}
+
+TEST(PythonDepthReprs, BigIntsInDecimal) {
+  EXPECT_EQ(digitsToDecimal({}), "0");
+  EXPECT_EQ(digitsToDecimal({42}), "42");
+  // 2**70 = digits (0, 0, 1024) in base 2**30.
+  EXPECT_EQ(digitsToDecimal({0, 0, 1024}), "1180591620717411303424");
+  // 10**18 - 1
+  uint64_t v = 999999999999999999ull;
+  EXPECT_EQ(digitsToDecimal({uint32_t(v & 0x3fffffff), uint32_t((v >> 30) & 0x3fffffff)}),
+            "999999999999999999");
+}
+
+// Builds 3.11 objects: types by name, ints, floats, strs, tuples, lists.
+class Objects311 {
+public:
+  Objects311() : l(*builtinLayout(3, 11)), d(*depthLayout({3, 11, 0, 0})) {
+    for (const char *name : {"int", "float", "str", "tuple", "list", "NoneType", "bool",
+                             "Widget", "cell"})
+      types[name] = type(name, std::string(name) == "Widget" ? kTpFlagsHeapType : 0);
+    none = object("NoneType", 16);
+  }
+
+  uint64_t alloc(size_t size) {
+    uint64_t a = next;
+    size_t bytes = (size + 0xfff) & ~size_t(0xfff);
+    mem.addRegion(a, std::vector<uint8_t>(bytes));
+    next += bytes + 0x1000;
+    return a;
+  }
+  uint64_t type(const std::string &name, uint64_t flags) {
+    uint64_t n = alloc(name.size() + 1);
+    mem.putBytes(n, name.c_str(), name.size() + 1);
+    uint64_t t = alloc(512);
+    mem.put(t + l.tpName, n);
+    mem.put(t + l.tpFlags, flags);
+    return t;
+  }
+  uint64_t object(const std::string &type, size_t size) {
+    uint64_t o = alloc(size);
+    mem.put(o + l.obType, types.at(type));
+    return o;
+  }
+  uint64_t integer(int64_t v) {
+    uint64_t o = object("int", 32);
+    mem.put(o + 16, int64_t(v < 0 ? -1 : v == 0 ? 0 : 1));
+    mem.put(o + 24, uint32_t(v < 0 ? -v : v));
+    return o;
+  }
+  uint64_t floating(double v) {
+    uint64_t o = object("float", 24);
+    mem.put(o + d.floatValue, v);
+    return o;
+  }
+  uint64_t str(const std::string &ascii) {
+    uint64_t o = object("str", l.asciiObjectSize + ascii.size() + 1);
+    mem.put(o + l.unicodeLength, int64_t(ascii.size()));
+    mem.put(o + l.unicodeState, uint32_t(1 << 2 | 1 << 5 | 1 << 6));
+    mem.putBytes(o + l.asciiObjectSize, ascii.data(), ascii.size());
+    return o;
+  }
+  uint64_t tuple(const std::vector<uint64_t> &items) {
+    uint64_t o = object("tuple", 24 + items.size() * 8);
+    mem.put(o + 16, int64_t(items.size()));
+    for (size_t i = 0; i < items.size(); ++i)
+      mem.put(o + d.tupleItems + i * 8, items[i]);
+    return o;
+  }
+  // A list claiming `size` items, of which `items` are really there.
+  uint64_t list(const std::vector<uint64_t> &items, int64_t size = -1) {
+    uint64_t o = object("list", 40);
+    uint64_t array = alloc(std::max<size_t>(items.size(), 1) * 8);
+    mem.put(o + 16, size < 0 ? int64_t(items.size()) : size);
+    mem.put(o + d.listItems, array);
+    for (size_t i = 0; i < items.size(); ++i)
+      mem.put(array + i * 8, items[i]);
+    return o;
+  }
+  std::string repr(uint64_t addr, ReprLimits limits = {}) {
+    ReprReader r(mem, l, d, limits);
+    return r.repr(addr).repr;
+  }
+
+  FakeMemory mem;
+  Layout l;
+  DepthLayout d;
+  std::map<std::string, uint64_t> types;
+  uint64_t none = 0;
+  uint64_t next = 0x100000;
+};
+
+TEST(PythonDepthReprs, ScalarsAndContainers) {
+  Objects311 o;
+  EXPECT_EQ(o.repr(o.none), "None");
+  EXPECT_EQ(o.repr(o.integer(-7)), "-7");
+  EXPECT_EQ(o.repr(o.floating(2.5)), "2.5");
+  EXPECT_EQ(o.repr(o.str("it's")), "\"it's\"");
+  EXPECT_EQ(o.repr(o.tuple({o.integer(1)})), "(1,)");
+  EXPECT_EQ(o.repr(o.tuple({})), "()");
+  EXPECT_EQ(o.repr(o.list({o.integer(1), o.str("a"), o.none})), "[1, 'a', None]");
+  uint64_t widget = o.object("Widget", 16);
+  char buf[64];
+  snprintf(buf, sizeof buf, "<Widget object at 0x%llx>", (unsigned long long)widget);
+  EXPECT_EQ(o.repr(widget), buf);
+  ReprReader r(o.mem, o.l, o.d);
+  EXPECT_EQ(r.repr(widget).type, "Widget");
+}
+
+TEST(PythonDepthReprs, LongListsShowTheirFirstItemsAndReadLittle) {
+  Objects311 o;
+  std::vector<uint64_t> items;
+  for (int i = 0; i < 12; ++i)
+    items.push_back(o.integer(i));
+  EXPECT_EQ(o.repr(o.list(items)), "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...(2 more)]");
+  // A corrupt list claiming 2^39 items: only the first ten are read.
+  uint64_t huge = o.list(items, int64_t(1) << 39);
+  size_t before = o.mem.readCount();
+  EXPECT_EQ(o.repr(huge), "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...(549755813878 more)]");
+  EXPECT_LT(o.mem.readCount() - before, 100u);
+  ReprLimits three;
+  three.maxItems = 3;
+  EXPECT_EQ(o.repr(o.list(items), three), "[0, 1, 2, ...(9 more)]");
+}
+
+TEST(PythonDepthReprs, CyclesAndDepthShowCPythonsMarker) {
+  Objects311 o;
+  uint64_t self = o.list({o.integer(1), o.integer(2), 0});
+  uint64_t array = *o.mem.readValue<uint64_t>(self + o.d.listItems);
+  o.mem.put(array + 16, self);
+  EXPECT_EQ(o.repr(self), "[1, 2, [...]]");
+  // tuple -> list -> tuple
+  uint64_t inner = o.list({0});
+  uint64_t outer = o.tuple({inner});
+  o.mem.put(*o.mem.readValue<uint64_t>(inner + o.d.listItems), outer);
+  EXPECT_EQ(o.repr(outer), "([(...)],)");
+  uint64_t deep = o.list({o.list({o.list({o.list({o.integer(5)})})})});
+  EXPECT_EQ(o.repr(deep), "[[[[...]]]]");
+}
+
+TEST(PythonDepthReprs, UnreadableAndTruncated) {
+  Objects311 o;
+  EXPECT_EQ(o.repr(0xdead0000), "<unreadable 0xdead0000>");
+  ReprReader r(o.mem, o.l, o.d);
+  EXPECT_FALSE(r.repr(0xdead0000).type.has_value());
+  EXPECT_EQ(o.repr(o.list({o.integer(1), 0xdead0000})), "[1, <unreadable 0xdead0000>]");
+  // A list whose item array is unmapped.
+  uint64_t broken = o.object("list", 40);
+  o.mem.put(broken + 16, int64_t(2));
+  o.mem.put(broken + o.d.listItems, uint64_t(0xbad00000));
+  EXPECT_EQ(o.repr(broken), "[<unreadable 0xbad00000>]");
+  std::string longText(250, 'x');
+  EXPECT_EQ(o.repr(o.str(longText)), "'" + std::string(100, 'x') + "'...(150 more chars)");
+  ReprLimits small;
+  small.maxReprBytes = 20;
+  std::vector<uint64_t> words;
+  for (int i = 0; i < 10; ++i)
+    words.push_back(o.str("word"));
+  std::string cut = o.repr(o.list(words), small);
+  EXPECT_LE(cut.size(), 23u);
+  EXPECT_EQ(cut.substr(cut.size() - 3), "...");
+}
+
+TEST(PythonDepthReprs, ImplausibleStrLengthIsUnreadable) {
+  Objects311 o;
+  uint64_t s = o.str("abc");
+  o.mem.put(s + o.l.unicodeLength, int64_t(-5));
+  EXPECT_EQ(o.repr(s).rfind("<unreadable", 0), 0u);
+  uint64_t t = o.str("abc");
+  o.mem.put(t + o.l.unicodeLength, int64_t(1) << 50);
+  EXPECT_EQ(o.repr(t).rfind("<unreadable", 0), 0u);
+}
+
+} // namespace
