@@ -92,9 +92,6 @@ struct Thread {
   // The exception being handled, then the exceptions it chains to (its
   // __cause__, else its __context__, ...), bounded; empty when none.
   std::vector<PythonException> handlingException;
-  // Garbage collection was running in this thread's interpreter during the
-  // pause (null: unknown for this version).
-  std::optional<bool> gcRunning;
 };
 
 // asyncio, per running event loop (`dump --async`).

@@ -66,6 +66,8 @@ Value frameJson(const Frame &f) {
 
 Value framesJson(const std::vector<Frame> &frames) {
   Array out;
+  out.reserve(frames.size()); // json::Value's move is not noexcept: a
+                              // growing vector would deep-copy its elements
   for (const Frame &f : frames)
     out.push_back(frameJson(f));
   return out;
@@ -77,9 +79,8 @@ Value exceptionJson(const std::vector<PythonException> &chain) {
   std::string nextRelation;
   for (size_t i = chain.size(); i-- > 0;) {
     const PythonException &e = chain[i];
-    Object o{{"type", str(e.type)},
-             {"message", str(e.message)},
-             {"traceback", framesJson(e.traceback)}};
+    Object o{{"type", str(e.type)}, {"message", str(e.message)}};
+    o["traceback"] = framesJson(e.traceback);
     if (e.error)
       o["error"] = str(*e.error);
     if (!nextRelation.empty())
@@ -94,6 +95,7 @@ Value asyncioJson(const AsyncioSnapshot &a) {
   Array loops, errors;
   for (const AsyncioLoop &loop : a.loops) {
     Array tasks;
+    tasks.reserve(loop.tasks.size());
     for (const AsyncioTask &t : loop.tasks) {
       Array awaitedBy;
       for (const std::string &id : t.awaitedBy)
@@ -101,29 +103,34 @@ Value asyncioJson(const AsyncioSnapshot &a) {
       Object o{{"id", t.id},
                {"name", str(t.name)},
                {"state", t.state},
-               {"stack", framesJson(t.stack)},
-               {"awaited_by", std::move(awaitedBy)},
                {"awaiting", opt(t.awaiting)}};
+      // Moved in, not listed above: an initializer list would deep-copy.
+      o["stack"] = framesJson(t.stack);
+      o["awaited_by"] = std::move(awaitedBy);
       if (t.error)
         o["error"] = str(*t.error);
       tasks.push_back(std::move(o));
     }
-    loops.push_back(Object{{"id", loop.id},
-                           {"thread", opt(loop.thread)},
-                           {"tasks", std::move(tasks)}});
+    Object o{{"id", loop.id}, {"thread", opt(loop.thread)}};
+    o["tasks"] = std::move(tasks);
+    loops.push_back(std::move(o));
   }
   for (const std::string &e : a.errors)
     errors.push_back(str(e));
-  return Object{{"loops", std::move(loops)}, {"errors", std::move(errors)}};
+  Object o;
+  o["loops"] = std::move(loops);
+  o["errors"] = std::move(errors);
+  return o;
 }
 
 Value threadJson(const Thread &t) {
   Array frames, errors;
+  frames.reserve(t.frames.size());
   for (const Frame &f : t.frames)
     frames.push_back(frameJson(f));
   for (const std::string &e : t.errors)
     errors.push_back(str(e));
-  return Object{
+  Object o{
       {"tid", t.tid},
       {"name", str(t.name)},
       {"state", t.state},
@@ -131,16 +138,18 @@ Value threadJson(const Thread &t) {
       {"python_thread_name", opt(t.pythonThreadName)},
       {"holds_gil", opt(t.holdsGil)},
       {"idle", opt(t.idle)},
-      {"gc_running", opt(t.gcRunning)},
-      {"handling_exception", exceptionJson(t.handlingException)},
-      {"frames", std::move(frames)},
       {"frames_omitted", static_cast<int64_t>(t.framesOmitted)},
       {"errors", std::move(errors)},
   };
+  // Moved in after construction: an initializer list would deep-copy them.
+  o["frames"] = std::move(frames);
+  o["handling_exception"] = exceptionJson(t.handlingException);
+  return o;
 }
 
 Value processJson(const Process &p) {
   Array threads, errors;
+  threads.reserve(p.threads.size());
   for (const Thread &t : p.threads)
     threads.push_back(threadJson(t));
   for (const std::string &e : p.errors)
@@ -149,17 +158,18 @@ Value processJson(const Process &p) {
   if (p.python)
     python = Object{{"version", p.python->version},
                     {"implementation", p.python->implementation}};
-  return Object{
+  Object o{
       {"pid", p.pid},
       {"ppid", opt(p.parentPid)},
       {"command", str(p.command)},
       {"executable", str(p.executable)},
       {"python", std::move(python)},
       {"pause_us", opt(p.pauseMicros)},
-      {"threads", std::move(threads)},
       {"errors", std::move(errors)},
-      {"asyncio", p.asyncio ? asyncioJson(*p.asyncio) : Value(nullptr)},
   };
+  o["threads"] = std::move(threads);
+  o["asyncio"] = p.asyncio ? asyncioJson(*p.asyncio) : Value(nullptr);
+  return o;
 }
 
 // One process: one JSON object. Several: an array of them.
