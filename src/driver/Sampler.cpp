@@ -12,6 +12,18 @@
 
 namespace stackpeek {
 
+namespace {
+// Read-only mappings of files: code, unwind tables, constants. Their pages
+// can stay cached across passes.
+std::vector<std::pair<uint64_t, uint64_t>> immutableRanges(const std::vector<MapEntry> &maps) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const MapEntry &m : maps)
+    if (m.isFile() && m.perms.size() > 1 && m.perms[1] != 'w')
+      ranges.emplace_back(m.start, m.end);
+  return ranges;
+}
+} // namespace
+
 ProcessSampler::ProcessSampler(pid_t pid, const SamplerOptions &options)
     : pid_(pid), options_(options), live_(pid), snapshot_(&live_) {}
 
@@ -34,6 +46,7 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
                                    "--nonblocking reads Python stacks only, and pid %d "
                                    "is not a Python process that stackpeek can read",
                                    pid);
+  s->live_.setImmutableRanges(immutableRanges(s->facts_.maps));
   s->unwinder_ = std::make_unique<Unwinder>(s->facts_.maps, s->snapshot_);
   SymbolizerOptions symOptions;
   symOptions.rootPrefix = "/proc/" + std::to_string(pid) + "/root";

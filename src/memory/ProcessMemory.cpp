@@ -4,7 +4,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <cstring>
 #include <string>
 
@@ -57,6 +59,26 @@ const ProcessMemory::Page *ProcessMemory::page(uint64_t pageAddr) {
       it->second = std::move(fresh);
   }
   return it->second.get();
+}
+
+void ProcessMemory::setImmutableRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  immutable_ = std::move(ranges);
+}
+
+void ProcessMemory::clearCache() {
+  if (immutable_.empty()) {
+    pages_.clear();
+    return;
+  }
+  for (auto it = pages_.begin(); it != pages_.end();) {
+    uint64_t page = it->first;
+    auto r = std::upper_bound(immutable_.begin(), immutable_.end(),
+                              std::make_pair(page, UINT64_MAX));
+    bool keep = r != immutable_.begin() && it->second &&
+                page >= std::prev(r)->first && page + kPageSize <= std::prev(r)->second;
+    it = keep ? std::next(it) : pages_.erase(it);
+  }
 }
 
 bool ProcessMemory::read(uint64_t addr, void *buf, size_t len) {

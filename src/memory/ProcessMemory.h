@@ -17,6 +17,8 @@
 #include <array>
 #include <memory>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "memory/MemorySource.h"
 
@@ -35,7 +37,14 @@ public:
   /// one-off copies such as a thread's live stack.
   bool readUncached(uint64_t addr, void *buf, size_t len);
 
-  void clearCache() { pages_.clear(); }
+  /// Forgets cached pages, except those inside the immutable ranges.
+  void clearCache();
+
+  /// Address ranges [start, end) whose contents never change while the
+  /// process runs (read-only, non-writable file mappings: code, unwind
+  /// tables, .rodata). Their cached pages survive clearCache(), which makes
+  /// repeated unwinding (record) cheap.
+  void setImmutableRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges);
   pid_t pid() const { return pid_; }
 
   /// Total bytes copied from the target so far (for statistics and bounds).
@@ -53,6 +62,7 @@ private:
   // Pages that could not be read are remembered as null, so a bad pointer
   // followed repeatedly costs one syscall, not one per attempt.
   std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
+  std::vector<std::pair<uint64_t, uint64_t>> immutable_; // sorted by start
 };
 
 } // namespace stackpeek

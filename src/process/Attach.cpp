@@ -242,7 +242,10 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
         int err = errno;
         if (err == ESRCH)
           continue; // exited between listing and seizing
-        if (err == EPERM && seized_.empty() && batch.empty()) {
+        // EPERM on the first thread of a whole-process attach means we may
+        // not trace it; when sampling chosen threads it usually means that
+        // thread is exiting, so it is just not captured this time.
+        if (err == EPERM && onlyThreads.empty() && seized_.empty() && batch.empty()) {
           if (pid_t tracer = tracerPid(pid_); tracer != 0)
             return attachError(AttachFailure::AlreadyTraced,
                                "pid " + std::to_string(pid_) +

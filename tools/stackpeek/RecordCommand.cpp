@@ -27,7 +27,7 @@ struct RecordArgs {
   std::vector<std::string> command;
   double rate = 100;
   double duration = 0;
-  std::string output;
+  std::vector<std::string> outputs;
   std::string format;
   RecordOptions options;
 };
@@ -39,6 +39,7 @@ Examples:
   stackpeek record --pid 1234 --duration 30 --rate 250 -o cpu.pb.gz   # go tool pprof
   stackpeek record --pid 1234 --native --threads -o mixed.svg
   stackpeek record --pid 1234 --nonblocking -o live.folded    # never pause the target
+  stackpeek record --pid 1234 -o cpu.svg -o cpu.pb.gz         # one recording, two formats
 
 The format follows the file name (.svg flame graph, .speedscope.json
 speedscope, .pb.gz pprof, .txt/.folded collapsed stacks, .json raw samples)
@@ -91,14 +92,14 @@ void printStatus(const RecordProgress &p, const SamplerStats &s) {
 }
 
 void printSummary(const Profile &profile, const Recorder &recorder, double cpu,
-                  const std::string &output, ProfileFormat format) {
+                  const std::string &written) {
   const SamplerStats &s = recorder.stats();
   double seconds = profile.durationNs / 1e9;
   llvm::errs() << llvm::formatv(
-      "stackpeek: wrote {0} ({1}): {2} samples of {3} distinct stacks from {4} "
-      "process(es) over {5:f1} s at {6} Hz",
-      output, profileFormatName(format), s.samples, profile.stacks.size(),
-      profile.processes.size(), seconds, profile.rateHz);
+      "stackpeek: wrote {0}: {1} samples of {2} distinct stacks from {3} "
+      "process(es) over {4:f1} s at {5} Hz",
+      written, s.samples, profile.stacks.size(), profile.processes.size(), seconds,
+      profile.rateHz);
   if (recorder.progress().missedTicks)
     llvm::errs() << llvm::formatv("; {0} ticks missed (sampling fell behind)",
                                   recorder.progress().missedTicks);
@@ -117,10 +118,30 @@ void printSummary(const Profile &profile, const Recorder &recorder, double cpu,
     llvm::errs() << "  " << count << " x " << why << "\n";
 }
 
-std::optional<ProfileFormat> chooseFormat(const RecordArgs &args) {
+std::optional<ProfileFormat> chooseFormat(const RecordArgs &args, const std::string &output) {
   if (!args.format.empty())
     return formatFromName(args.format);
-  return formatFromFileName(args.output);
+  return formatFromFileName(output);
+}
+
+// Writes every requested file from the one recording; "" or the first error.
+std::string writeOutputs(const Profile &profile, const RecordArgs &args,
+                         const std::vector<ProfileFormat> &formats, std::string &written) {
+  ProfileWriteOptions writeOptions;
+  writeOptions.title = "stackpeek record " + (args.command.empty()
+                                                  ? "--pid " + std::to_string(args.pid)
+                                                  : llvm::join(args.command, " "));
+  for (size_t i = 0; i < args.outputs.size(); ++i) {
+    std::error_code ec;
+    llvm::raw_fd_ostream out(args.outputs[i], ec);
+    if (ec)
+      return "cannot write " + args.outputs[i] + ": " + ec.message();
+    if (llvm::Error err = writeProfile(profile, formats[i], out, writeOptions))
+      return llvm::toString(std::move(err));
+    written += (written.empty() ? "" : ", ") + args.outputs[i] + " (" +
+               profileFormatName(formats[i]).str() + ")";
+  }
+  return "";
 }
 
 // Starts `argv` for recording; stackpeek's own stop handlers stay in place.
@@ -163,13 +184,22 @@ int runRecord(RecordArgs &args) {
                     "thread's registers, which only a pause gives); drop one of them\n";
     return kUsage;
   }
-  if (args.output.empty())
-    args.output = "stackpeek-" + std::to_string(args.pid ? args.pid : getpid()) + ".svg";
-  auto format = chooseFormat(args);
-  if (!format) {
-    llvm::errs() << "stackpeek: cannot tell the format from '" << args.output
-                 << "'; name it .svg, .speedscope.json, .pb.gz, .folded or .json, or pass --format\n";
+  if (args.outputs.empty())
+    args.outputs.push_back("stackpeek-" + std::to_string(args.pid ? args.pid : getpid()) + ".svg");
+  if (args.outputs.size() > 1 && !args.format.empty()) {
+    llvm::errs() << "stackpeek: with several -o files the format comes from each file's name; "
+                    "drop --format\n";
     return kUsage;
+  }
+  std::vector<ProfileFormat> formats;
+  for (const std::string &output : args.outputs) {
+    auto format = chooseFormat(args, output);
+    if (!format) {
+      llvm::errs() << "stackpeek: cannot tell the format from '" << output
+                   << "'; name it .svg, .speedscope.json, .pb.gz, .folded or .json, or pass --format\n";
+      return kUsage;
+    }
+    formats.push_back(*format);
   }
   args.options.rateHz = args.rate;
   if (args.duration > 0)
@@ -215,21 +245,12 @@ int runRecord(RecordArgs &args) {
   if (child)
     reapCommand(child);
 
-  std::error_code ec;
-  llvm::raw_fd_ostream out(args.output, ec);
-  if (ec) {
-    llvm::errs() << "stackpeek: cannot write " << args.output << ": " << ec.message() << "\n";
+  std::string written;
+  if (std::string error = writeOutputs(profile, args, formats, written); !error.empty()) {
+    llvm::errs() << "stackpeek: " << error << "\n";
     return kInternal;
   }
-  ProfileWriteOptions writeOptions;
-  writeOptions.title = "stackpeek record " + (args.command.empty()
-                                                  ? "--pid " + std::to_string(args.pid)
-                                                  : llvm::join(args.command, " "));
-  if (llvm::Error err = writeProfile(profile, *format, out, writeOptions)) {
-    llvm::errs() << "stackpeek: " << llvm::toString(std::move(err)) << "\n";
-    return kInternal;
-  }
-  printSummary(profile, recorder, cpu, args.output, *format);
+  printSummary(profile, recorder, cpu, written);
   return kOk;
 }
 
@@ -247,8 +268,9 @@ CommandRunner addRecordCommand(CLI::App &app) {
   cmd->add_option("-d,--duration", args->duration,
                   "seconds to record (default: until the target exits or Ctrl-C)")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("-o,--output", args->output,
-                  "output file (default stackpeek-PID.svg); its name picks the format");
+  cmd->add_option("-o,--output", args->outputs,
+                  "output file (default stackpeek-PID.svg); its name picks the format; "
+                  "repeat to write several formats of one recording");
   cmd->add_option("-f,--format", args->format, "output format")
       ->check(CLI::IsMember({"flamegraph", "speedscope", "pprof", "collapsed", "json"}));
   cmd->add_flag("--native", args->options.sampler.native,
