@@ -103,6 +103,13 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
   }
 }
 
+// Thread names are read (a walk of threading._active) only while some
+// chosen thread has not been named yet.
+bool ProcessSampler::needThreadNames(const std::vector<pid_t> &chosen) const {
+  return std::any_of(chosen.begin(), chosen.end(),
+                     [&](pid_t tid) { return !threadNames_.count(tid); });
+}
+
 std::vector<pid_t> ProcessSampler::threadsToSample(bool &alive) {
   std::vector<pid_t> chosen;
   auto tids = listThreads(pid_);
@@ -132,14 +139,19 @@ std::vector<pid_t> ProcessSampler::threadsToSample(bool &alive) {
 
 void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t timestampNs,
                             uint64_t weightNs) {
+  // A thread's name is taken from its first sample (later passes skip
+  // reading Python thread names), so its label stays the same throughout.
+  auto [named, firstSample] =
+      threadNames_.try_emplace(thread.tid, thread.pythonThreadName.value_or(thread.name));
+  if (firstSample)
+    profile.threads.push_back({pid_, thread.tid, named->second});
   std::vector<FrameId> stack;
   for (const Frame &f : thread.frames)
     stack.push_back(profile.internFrame(profileFrameOf(f)));
   if (options_.threadRoots) {
     ProfileFrame label;
     label.synthetic = true;
-    label.function = "thread " + std::to_string(thread.tid) + " " +
-                     thread.pythonThreadName.value_or(thread.name);
+    label.function = "thread " + std::to_string(thread.tid) + " " + named->second;
     stack.push_back(profile.internFrame(label));
   }
   if (options_.processRoots) {
@@ -155,9 +167,6 @@ void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t tim
   sample.stack = profile.internStack(stack);
   sample.weightNs = weightNs;
   profile.samples.push_back(sample);
-  auto [it, inserted] = threadNames_.try_emplace(thread.tid, thread.pythonThreadName.value_or(thread.name));
-  if (inserted)
-    profile.threads.push_back({pid_, thread.tid, it->second});
 }
 
 bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
@@ -193,7 +202,9 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   }
   std::optional<python::CapturedPython> captured;
   if (interp_) {
-    auto c = python::capture(*interp_, live_);
+    python::CaptureLimits limits;
+    limits.onlyTids = chosen; // only the sampled threads' chains, for a short pause
+    auto c = python::capture(*interp_, live_, limits);
     if (c)
       captured = std::move(*c);
     else
@@ -211,7 +222,8 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   // Decode and record, after the target runs again.
   std::map<pid_t, python::PythonThreadStack> pythonByTid;
   if (captured)
-    for (auto &s : python::resolve(*interp_, *captured, live_, facts_.tids()))
+    for (auto &s : python::resolve(*interp_, *captured, live_, facts_.tids(),
+                                   needThreadNames(chosen)))
       if (s.tid)
         pythonByTid[s.tid] = std::move(s);
   std::vector<StoppedThread> fromPythonOnly;

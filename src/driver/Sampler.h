@@ -71,6 +71,7 @@ private:
   std::vector<pid_t> threadsToSample(bool &alive);
   char threadState(pid_t tid);
   void settle(const std::map<pid_t, char> &before);
+  bool needThreadNames(const std::vector<pid_t> &chosen) const;
   void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
               uint64_t weightNs);
 

@@ -21,6 +21,8 @@
 // not make us loop or allocate without bound.
 #include "python/PythonStacks.h"
 
+#include <algorithm>
+
 #include <unordered_set>
 
 #include "python/RemoteStruct.h"
@@ -144,6 +146,27 @@ CapturedThread captureThread(const Layout &l, MemorySource &mem,
   return t;
 }
 
+// Whether the thread state belongs to one of limits.onlyTids (always, when
+// that list is empty). The tid comes from native_thread_id (3.11+) or from
+// glibc's struct pthread that thread_id points to.
+bool wanted(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
+            const CaptureLimits &limits) {
+  if (limits.onlyTids.empty())
+    return true;
+  int64_t tid = 0;
+  if (l.tstateNativeThreadId) {
+    tid = static_cast<int64_t>(tstate.pointer(*l.tstateNativeThreadId));
+  } else {
+    int32_t fromPthread = 0;
+    uint64_t ident = tstate.pointer(l.tstateThreadId);
+    if (!ident || !mem.read(ident + limits.pthreadTidOffset, &fromPthread, 4))
+      return true; // cannot tell: keep it, resolve() sorts it out
+    tid = fromPthread;
+  }
+  return std::find(limits.onlyTids.begin(), limits.onlyTids.end(), tid) !=
+         limits.onlyTids.end();
+}
+
 // Threads of one interpreter, newest first as CPython links them.
 void captureInterpreter(const Interpreter &in, MemorySource &mem,
                         const RemoteStruct &interp, const CaptureLimits &limits,
@@ -173,8 +196,9 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                            " belongs to another interpreter; list cut");
       return;
     }
-    out.threads.push_back(
-        captureThread(l, mem, *tstate, interp.address(), holder, limits));
+    if (wanted(l, mem, *tstate, limits))
+      out.threads.push_back(
+          captureThread(l, mem, *tstate, interp.address(), holder, limits));
     tstateAddr = tstate->pointer(l.tstateNext);
   }
 }

@@ -59,6 +59,11 @@ struct CaptureLimits {
   size_t maxInterpreters = 64;
   size_t maxThreads = 10000;
   size_t maxFramesPerThread = 10000;
+  // Walk only the frame chains of these OS threads (the sampler's chosen
+  // threads); empty: every thread. On 2.7-3.10 a thread state's tid is read
+  // from glibc's struct pthread at pthreadTidOffset (resolve() validates it).
+  std::vector<pid_t> onlyTids;
+  uint64_t pthreadTidOffset = 0x2d0;
 };
 
 struct CapturedFrame {
@@ -105,10 +110,13 @@ struct PythonThreadStack {
 /// Decodes captured chains into frames. `knownTids` (the target's thread ids,
 /// e.g. from /proc/PID/task) validates the pthread->tid mapping used for
 /// 2.7-3.10; pass empty to trust glibc's default layout.
+/// `threadNames` false skips reading threading._active (a dict walk): the
+/// sampler reads names once per thread, not once per sample.
 std::vector<PythonThreadStack> resolve(const Interpreter &interp,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
-                                       const std::vector<pid_t> &knownTids = {});
+                                       const std::vector<pid_t> &knownTids = {},
+                                       bool threadNames = true);
 
 /// Decodes frames that are not on a thread's chain (traceback entries,
 /// suspended coroutines) with resolve()'s rules, one Frame per input, in

@@ -271,7 +271,8 @@ std::vector<Frame> resolveFrames(const Interpreter &in,
 std::vector<PythonThreadStack> resolve(const Interpreter &in,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
-                                       const std::vector<pid_t> &knownTids) {
+                                       const std::vector<pid_t> &knownTids,
+                                       bool wantNames) {
   const Layout &l = in.layout;
   std::unordered_set<pid_t> known(knownTids.begin(), knownTids.end());
   bool needPthreadTid = !l.tstateNativeThreadId;
@@ -293,6 +294,10 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
     for (const CapturedFrame &f : t.frames)
       if (std::optional<Frame> frame = decodeFrame(l, f, codes))
         s.frames.push_back(std::move(*frame));
+    if (!wantNames) {
+      out.push_back(std::move(s));
+      continue;
+    }
     if (!names.count(t.interpAddr))
       names[t.interpAddr] = threadNames(l, mem, t.interpAddr);
     auto &byIdent = names[t.interpAddr];
