@@ -11,7 +11,9 @@ Usage: cpu_split.py READY_FD SECONDS [--threads-sleeping N] [--child]
   READY_FD   a pipe fd to write one byte to once the loop runs (-1: none)
   SECONDS    how long to run before exiting (0: forever)
   --threads-sleeping N   also start N threads that only sleep
-  --child    start a child process running the same loop (for --subprocesses)
+  --child    start a child process running the same loop (for --subprocesses);
+             the child exits as soon as its parent is gone, so a test that
+             kills the parent never leaves the child spinning
 """
 import os
 import random
@@ -49,13 +51,17 @@ def main():
             threading.Thread(target=sleeper, name="sleeper-%d" % i, daemon=True).start()
     child = None
     if "--child" in args:
-        child = subprocess.Popen([sys.executable, __file__, "-1", str(duration)])
+        child = subprocess.Popen([sys.executable, __file__, "-1", str(duration),
+                                  "--parent", str(os.getpid())])
+    parent = int(args[args.index("--parent") + 1]) if "--parent" in args else None
     rng = random.Random(1234)
     if ready_fd >= 0:
         os.write(ready_fd, b"x")
         os.close(ready_fd)
     end = time.time() + duration if duration > 0 else None
     while end is None or time.time() < end:
+        if parent is not None and os.getppid() != parent:
+            return  # orphaned: the parent was killed
         slice_ = rng.uniform(0.001, 0.005)
         heavy(slice_)
         light(slice_ / 3)
