@@ -37,19 +37,6 @@ namespace stackpeek::python {
 
 namespace {
 
-std::string hexAddr(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
-  return buf;
-}
-
-template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
-  if (v)
-    return *v;
-  llvm::consumeError(v.takeError());
-  return fallback;
-}
-
 class AsyncioReader {
 public:
   AsyncioReader(const Interpreter &in, const DepthLayout &d, ReprReader &r)
@@ -103,7 +90,7 @@ private:
     }
     std::vector<uint64_t> raw(2 * (mask + 1));
     if (!mem_.read(table, raw.data(), raw.size() * 8)) {
-      res.errors.push_back("unreadable task set table at " + hexAddr(table));
+      res.errors.push_back("unreadable task set table at " + hexAddress(table));
       return;
     }
     for (uint64_t i = 0; i <= mask; ++i) {
@@ -117,7 +104,7 @@ private:
                     CapturedAsyncio &res) {
     uint64_t data = valueOr(instanceAttribute(mem_, l_, weakSet, "data"), 0ul);
     if (!data) {
-      res.errors.push_back("WeakSet without data at " + hexAddr(weakSet));
+      res.errors.push_back("WeakSet without data at " + hexAddress(weakSet));
       return;
     }
     std::vector<uint64_t> refs;
@@ -176,7 +163,7 @@ private:
     uint64_t waiter = s->pointer(d_.taskFutWaiter);
     waiters_[addr] = waiter;
     if (waiter)
-      t.awaiting = r_.typeOf(waiter).name + " " + hexAddr(waiter);
+      t.awaiting = r_.typeOf(waiter).name + " " + hexAddress(waiter);
     callbacks_[addr] = {s->pointer(d_.futCallback0), s->pointer(d_.futCallbacks)};
     return t;
   }

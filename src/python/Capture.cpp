@@ -25,24 +25,12 @@
 
 #include <unordered_set>
 
+#include "python/Objects.h"
 #include "python/RemoteStruct.h"
 
 namespace stackpeek::python {
 
 namespace {
-
-std::string hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
-  return buf;
-}
-
-template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
-  if (v)
-    return *v;
-  llvm::consumeError(v.takeError());
-  return fallback;
-}
 
 // The thread state that holds the GIL of `interp`, 0 if none or unknown.
 uint64_t gilHolder(const Interpreter &in, MemorySource &mem,
@@ -93,7 +81,7 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
       return;
     }
     if (!seen.insert(frameAddr).second) {
-      out.errors.push_back("Python frame chain loops at " + hex(frameAddr));
+      out.errors.push_back("Python frame chain loops at " + hexAddress(frameAddr));
       return;
     }
     auto frame = RemoteStruct::read(mem, frameAddr, l.frameSize);
@@ -182,17 +170,17 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
       return;
     }
     if (!seenThreads.insert(tstateAddr).second) {
-      out.errors.push_back("Python thread list loops at " + hex(tstateAddr));
+      out.errors.push_back("Python thread list loops at " + hexAddress(tstateAddr));
       return;
     }
     auto tstate = RemoteStruct::read(mem, tstateAddr, l.tstateSize);
     if (!tstate) {
-      out.errors.push_back("unreadable thread state " + hex(tstateAddr) + ": " +
+      out.errors.push_back("unreadable thread state " + hexAddress(tstateAddr) + ": " +
                            llvm::toString(tstate.takeError()));
       return;
     }
     if (tstate->pointer(l.tstateInterp) != interp.address()) {
-      out.errors.push_back("thread state " + hex(tstateAddr) +
+      out.errors.push_back("thread state " + hexAddress(tstateAddr) +
                            " belongs to another interpreter; list cut");
       return;
     }
@@ -219,12 +207,12 @@ llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
       break;
     }
     if (!seenInterps.insert(interpAddr).second) {
-      out.errors.push_back("interpreter list loops at " + hex(interpAddr));
+      out.errors.push_back("interpreter list loops at " + hexAddress(interpAddr));
       break;
     }
     auto interp = RemoteStruct::read(mem, interpAddr, l.interpSize);
     if (!interp) {
-      out.errors.push_back("unreadable interpreter " + hex(interpAddr) + ": " +
+      out.errors.push_back("unreadable interpreter " + hexAddress(interpAddr) + ": " +
                            llvm::toString(interp.takeError()));
       break;
     }

@@ -6,15 +6,11 @@
 
 #include <cstdio>
 
+#include "python/Objects.h"
+
 namespace stackpeek::python {
 
 namespace {
-
-std::string hexAddr(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
-  return buf;
-}
 
 // Every frame to decode after resume, collected so code objects are read
 // once, then handed back in order.
@@ -126,18 +122,18 @@ ResolvedDepth resolveDepth(const Interpreter &interp,
     auto [it, fresh] = loopIndex.emplace(t.loop, snap.loops.size());
     if (fresh) {
       AsyncioLoop loop;
-      loop.id = hexAddr(t.loop);
+      loop.id = hexAddress(t.loop);
       auto ident = depth.asyncio->loopThreadIdent.find(t.loop);
       if (ident != depth.asyncio->loopThreadIdent.end() && ident->second)
         if (auto tid = tidByIdent.find(ident->second); tid != tidByIdent.end() && tid->second)
           loop.thread = tid->second;
       snap.loops.push_back(std::move(loop));
     }
-    AsyncioTask task{hexAddr(t.addr), t.name, t.state, {}, {}, t.awaiting, t.error};
+    AsyncioTask task{hexAddress(t.addr), t.name, t.state, {}, {}, t.awaiting, t.error};
     for (size_t idx : taskFrames[i])
       task.stack.push_back(batch.take(idx));
     for (uint64_t by : t.awaitedBy)
-      task.awaitedBy.push_back(hexAddr(by));
+      task.awaitedBy.push_back(hexAddress(by));
     snap.loops[it->second].tasks.push_back(std::move(task));
   }
   out.asyncio = std::move(snap);

@@ -35,13 +35,6 @@ namespace stackpeek::python {
 
 namespace {
 
-template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
-  if (v)
-    return *v;
-  llvm::consumeError(v.takeError());
-  return fallback;
-}
-
 class ExceptionReader {
 public:
   ExceptionReader(const Interpreter &in, const DepthLayout &d, ReprReader &r)

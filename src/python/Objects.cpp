@@ -8,13 +8,15 @@
 
 namespace stackpeek::python {
 
-namespace {
-
-llvm::Error fail(const char *fmt, unsigned long long v = 0) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(), fmt, v);
+std::string hexAddress(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
+  return buf;
 }
 
 void appendUtf8(std::string &out, uint32_t cp) {
+  if (cp >= 0xD800 && cp <= 0xDFFF)
+    cp = 0xFFFD;
   if (cp < 0x80) {
     out += char(cp);
   } else if (cp < 0x800) {
@@ -30,6 +32,12 @@ void appendUtf8(std::string &out, uint32_t cp) {
     out += char(0x80 | ((cp >> 6) & 0x3F));
     out += char(0x80 | (cp & 0x3F));
   }
+}
+
+namespace {
+
+llvm::Error fail(const char *fmt, unsigned long long v = 0) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), fmt, v);
 }
 
 llvm::Expected<uint64_t> readPointer(MemorySource &mem, uint64_t addr) {

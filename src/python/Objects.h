@@ -24,6 +24,22 @@
 
 namespace stackpeek::python {
 
+/// "0x..." for an address, in messages about target memory.
+std::string hexAddress(uint64_t v);
+
+/// The value read, or `fallback` when the read failed (the error is dropped:
+/// for best-effort fields whose absence is reported elsewhere).
+template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
+  if (v)
+    return *v;
+  llvm::consumeError(v.takeError());
+  return fallback;
+}
+
+/// Appends code point `cp` as UTF-8; surrogates (which CPython strings may
+/// hold but UTF-8 cannot) become U+FFFD.
+void appendUtf8(std::string &out, uint32_t cp);
+
 // tp_flags bits (Include/object.h, identical in 2.7 and 3.x).
 inline constexpr uint64_t kTpFlagsInt = 1ull << 23; // 2.7 only
 inline constexpr uint64_t kTpFlagsLong = 1ull << 24;

@@ -15,33 +15,7 @@ namespace stackpeek::python {
 
 namespace {
 
-std::string hexAddr(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)v);
-  return buf;
-}
-
-std::string unreadable(uint64_t addr) { return "<unreadable " + hexAddr(addr) + ">"; }
-
-void appendUtf8(std::string &out, uint32_t cp) {
-  if (cp >= 0xD800 && cp <= 0xDFFF)
-    cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += char(cp);
-  } else if (cp < 0x800) {
-    out += char(0xC0 | (cp >> 6));
-    out += char(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += char(0xE0 | (cp >> 12));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  } else {
-    out += char(0xF0 | (cp >> 18));
-    out += char(0x80 | ((cp >> 12) & 0x3F));
-    out += char(0x80 | ((cp >> 6) & 0x3F));
-    out += char(0x80 | (cp & 0x3F));
-  }
-}
+std::string unreadable(uint64_t addr) { return "<unreadable " + hexAddress(addr) + ">"; }
 
 // Non-printable non-ASCII ranges (Unicode Cc, Cf, Zs, Zl, Zp, Cs, Co, and
 // the noncharacters U+FFFE/U+FFFF), which a 3.x str repr escapes.
@@ -304,7 +278,7 @@ private:
     case Kind::Exception: exception(addr, t, depth); return;
     case Kind::Other: break;
     }
-    out_ += "<" + t.name + " object at " + hexAddr(addr) + ">";
+    out_ += "<" + t.name + " object at " + hexAddress(addr) + ">";
   }
 
   void boolean(uint64_t addr) {
@@ -613,7 +587,7 @@ private:
     if (!args || r_.typeOf(*args).kind != Kind::Tuple) {
       if (!args)
         llvm::consumeError(args.takeError());
-      out_ += "<" + t.name + " object at " + hexAddr(addr) + ">";
+      out_ += "<" + t.name + " object at " + hexAddress(addr) + ">";
       return;
     }
     std::string name = t.name.substr(t.name.rfind('.') + 1);
