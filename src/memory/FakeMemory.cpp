@@ -13,7 +13,8 @@ bool FakeMemory::read(uint64_t addr, void *buf, size_t len) {
   uint64_t offset = addr - start;
   if (offset > bytes.size() || len > bytes.size() - offset)
     return false;
-  std::memcpy(buf, bytes.data() + offset, len);
+  if (len) // memcpy with a null pointer is undefined even for 0 bytes
+    std::memcpy(buf, bytes.data() + offset, len);
   return true;
 }
 
@@ -29,7 +30,8 @@ void FakeMemory::putBytes(uint64_t addr, const void *data, size_t len) {
   uint64_t offset = addr - it->first;
   if (offset + len > bytes.size())
     bytes.resize(offset + len);
-  std::memcpy(bytes.data() + offset, data, len);
+  if (len) // an empty value may come with a null pointer (UBSan)
+    std::memcpy(bytes.data() + offset, data, len);
 }
 
 } // namespace stackpeek
