@@ -386,21 +386,29 @@ llvm::Error forEachDictItem(MemorySource &mem, const Layout &l,
                           values ? values + l.dictValuesArray : 0, visit);
 }
 
-llvm::Expected<uint64_t> dictLookupString(MemorySource &mem, const Layout &l,
-                                          uint64_t dictAddr,
-                                          const std::string &key) {
-  uint64_t found = 0;
-  llvm::Error err = forEachDictItem(mem, l, dictAddr, [&](uint64_t k, uint64_t v) {
+// A visitor for forEachDictItem / forEachKeysEntry that stops at the entry
+// whose key is the str `key` and stores its value in `found`. Non-str keys
+// are skipped.
+static auto findStringKey(MemorySource &mem, const Layout &l, const std::string &key,
+                          uint64_t &found) {
+  return [&mem, &l, &key, &found](uint64_t k, uint64_t v) {
     auto s = readString(mem, l, k);
     if (!s) {
-      llvm::consumeError(s.takeError()); // non-str keys are simply skipped
+      llvm::consumeError(s.takeError());
       return true;
     }
     if (*s != key)
       return true;
     found = v;
     return false;
-  });
+  };
+}
+
+llvm::Expected<uint64_t> dictLookupString(MemorySource &mem, const Layout &l,
+                                          uint64_t dictAddr,
+                                          const std::string &key) {
+  uint64_t found = 0;
+  llvm::Error err = forEachDictItem(mem, l, dictAddr, findStringKey(mem, l, key, found));
   if (err)
     return std::move(err);
   return found;
@@ -417,18 +425,8 @@ llvm::Expected<uint64_t> instanceAttribute(MemorySource &mem, const Layout &l,
   if (!where->keys || !where->values)
     return 0;
   uint64_t found = 0;
-  llvm::Error err = forEachKeysEntry(
-      mem, l, where->keys, where->values, [&](uint64_t k, uint64_t v) {
-        auto s = readString(mem, l, k);
-        if (!s) {
-          llvm::consumeError(s.takeError());
-          return true;
-        }
-        if (*s != name)
-          return true;
-        found = v;
-        return false;
-      });
+  llvm::Error err = forEachKeysEntry(mem, l, where->keys, where->values,
+                                     findStringKey(mem, l, name, found));
   if (err)
     return std::move(err);
   return found;

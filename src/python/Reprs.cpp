@@ -103,11 +103,14 @@ std::string strRepr(const std::vector<uint32_t> &cps) {
   return out + quote;
 }
 
-std::string unicodeRepr2(const std::vector<uint32_t> &cps) {
-  char quote = chooseQuote(cps);
-  std::string out = "u";
+// The repr of ASCII-only quoting: printable ASCII as is, the rest escaped
+// (bytes, and 2.7 unicode, whose repr escapes every non-ASCII character).
+template <class Units>
+std::string asciiQuotedRepr(const Units &units, const char *prefix) {
+  char quote = chooseQuote(units);
+  std::string out = prefix;
   out += quote;
-  for (uint32_t c : cps) {
+  for (uint32_t c : units) {
     if (commonEscape(out, c, quote))
       continue;
     if (c < 0x7F)
@@ -118,19 +121,12 @@ std::string unicodeRepr2(const std::vector<uint32_t> &cps) {
   return out + quote;
 }
 
+std::string unicodeRepr2(const std::vector<uint32_t> &cps) {
+  return asciiQuotedRepr(cps, "u");
+}
+
 std::string bytesRepr(const std::vector<uint8_t> &bytes, bool prefix) {
-  char quote = chooseQuote(bytes);
-  std::string out = prefix ? "b" : "";
-  out += quote;
-  for (uint8_t c : bytes) {
-    if (commonEscape(out, c, quote))
-      continue;
-    if (c < 0x7F)
-      out += char(c);
-    else
-      appendHexEscape(out, c);
-  }
-  return out + quote;
+  return asciiQuotedRepr(bytes, prefix ? "b" : "");
 }
 
 std::string floatRepr(double v) {
