@@ -9,16 +9,32 @@
 //    task, or None once it died). `_eager_tasks` is a plain set of tasks.
 //    Set tables are {key, hash} pairs; dummy (deleted) keys have hash -1.
 //  - `_current_tasks` maps each loop to the task running now.
-//  - Tasks are `_asyncio.Task` objects or subclasses (pure-Python Tasks are
-//    not supported): fut_loop, fut_callback0, fut_callbacks (a list of
-//    (callback, context) tuples), fut_state (0 pending, 1 cancelled, 2
-//    finished), task_fut_waiter (the future it waits on), task_coro,
-//    task_name (a str, or an int N meaning "Task-N").
+//  - C tasks are `_asyncio.Task` objects or subclasses: fut_loop,
+//    fut_callback0, fut_callbacks (a list of (callback, context) tuples),
+//    fut_state (0 pending, 1 cancelled, 2 finished), task_fut_waiter (the
+//    future it waits on), task_coro, task_name (a str, or an int N meaning
+//    "Task-N").
+//  - Pure-Python tasks are instances of `asyncio.tasks._PyTask` (the class
+//    the module binds to `Task` when `_asyncio` is missing) or subclasses;
+//    they register in the same WeakSet/set (the module's `_register_task`
+//    is the C one when `_asyncio` exists, else Python's, over the same
+//    names). Their state is in instance attributes: `_loop`, `_coro`,
+//    `_fut_waiter`, `_name` (str), `_callbacks` (list of (callback, context)
+//    tuples) and `_state` ('PENDING', 'CANCELLED', 'FINISHED'; absent while
+//    pending: the class default). Instance attributes live in __dict__
+//    (≤3.10), a managed dict or pre-header values (3.11), a tagged
+//    dict-or-values word (3.12) or inline values (3.13); instanceAttributes
+//    reads every form.
 //  - Coroutine chain: a coroutine's frame is gi_frame/cr_frame (≤3.10,
 //    NULL once finished) or embedded at gi_iframe (3.11+, gone once
 //    gi_frame_state >= FRAME_CLEARED). What it awaits is _PyGen_yf(): the top
 //    of its value stack when suspended in YIELD_FROM/SEND (per-version test,
-//    YieldFromModel). The chain continues through coroutines and generators.
+//    YieldFromModel). The chain continues through coroutines, generators and
+//    async generators (same object head, so the same frame fields). A
+//    coroutine in `async for` / `await agen.asend()` / `aclose()` awaits an
+//    `async_generator_asend` / `async_generator_athrow` object whose first
+//    field after the object head (ags_gen / agt_gen, offset 16 in every
+//    version) is the async generator; the chain steps through it.
 //  - Who awaits whom: a task awaits the task that is its fut_waiter; a
 //    gather() future (`_GatheringFuture`, attribute `_children`) makes the
 //    task await every child; a TaskGroup child carries the callback
@@ -53,10 +69,16 @@ public:
     if (uint64_t eager = lookup(tasksModule, "_eager_tasks"))
       setItems(eager, tasks, out);
     currentTasks(lookup(tasksModule, "_current_tasks"));
+    pyTaskType_ = lookup(tasksModule, "_PyTask");
     std::unordered_set<uint64_t> seen;
-    for (uint64_t t : tasks)
+    for (uint64_t t : tasks) {
+      if (out.tasks.size() >= kMaxTasks) {
+        out.errors.push_back("more than " + std::to_string(kMaxTasks) + " tasks");
+        break;
+      }
       if (isTask(t) && seen.insert(t).second)
         out.tasks.push_back(task(t));
+    }
     linkAwaiters(out);
     for (const CapturedTask &t : out.tasks)
       if (!out.loopThreadIdent.count(t.loop))
@@ -123,49 +145,103 @@ private:
     }));
   }
 
-  // The object's type, or one of its bases, is `name`.
-  bool typeIs(uint64_t obj, const std::string &name) {
+  enum class TaskKind { None, C, Python };
+
+  // Which kind of task `obj` is: its type or a base is `_asyncio.Task`, or
+  // is the class asyncio.tasks._PyTask (cached per type; bases bounded).
+  TaskKind taskKind(uint64_t obj) {
+    if (!obj)
+      return TaskKind::None;
     uint64_t type = ptr(obj + l_.obType);
-    auto key = std::make_pair(type, name);
-    if (auto it = typeIs_.find(key); it != typeIs_.end())
+    if (auto it = taskKinds_.find(type); it != taskKinds_.end())
       return it->second;
-    bool found = false;
-    for (int i = 0; type && i < 32 && !found; ++i) {
+    TaskKind kind = TaskKind::None;
+    for (int i = 0; type && i < 32 && kind == TaskKind::None; ++i) {
+      if (pyTaskType_ && type == pyTaskType_)
+        kind = TaskKind::Python;
       auto n = mem_.readCString(ptr(type + l_.tpName), 128);
-      found = n && *n == name;
+      if (n && *n == "_asyncio.Task")
+        kind = TaskKind::C;
       if (!n)
         llvm::consumeError(n.takeError());
       type = ptr(type + d_.tpBase);
     }
-    return typeIs_[key] = found;
+    return taskKinds_[ptr(obj + l_.obType)] = kind;
   }
 
-  bool isTask(uint64_t obj) { return obj && typeIs(obj, "_asyncio.Task"); }
+  bool isTask(uint64_t obj) { return taskKind(obj) != TaskKind::None; }
+
+  // What both kinds of task record, as addresses (state: see stateName).
+  struct TaskFields {
+    uint64_t loop = 0, coro = 0, waiter = 0, name = 0;
+    uint64_t callback0 = 0, callbacks = 0;
+    std::string state;
+  };
 
   CapturedTask task(uint64_t addr) {
     CapturedTask t;
     t.addr = addr;
-    auto s = RemoteStruct::read(mem_, addr, d_.taskName + 8);
-    if (!s) {
-      t.error = "unreadable task: " + llvm::toString(s.takeError());
+    llvm::Expected<TaskFields> f = taskKind(addr) == TaskKind::Python
+                                       ? pythonTaskFields(addr)
+                                       : cTaskFields(addr);
+    if (!f) {
+      t.error = "unreadable task: " + llvm::toString(f.takeError());
       return t;
     }
-    t.loop = s->pointer(d_.futLoop);
-    t.name = taskName(s->pointer(d_.taskName));
-    int32_t state = s->get<int32_t>(d_.futState).value_or(-1);
+    t.loop = f->loop;
+    t.name = taskName(f->name);
     auto cur = current_.find(t.loop);
-    t.state = cur != current_.end() && cur->second == addr ? "running"
-              : state == 0                                 ? "pending"
-              : state == 1                                 ? "cancelled"
-              : state == 2                                 ? "done"
-                                                           : "unknown";
-    coroutineChain(s->pointer(d_.taskCoro), t);
-    uint64_t waiter = s->pointer(d_.taskFutWaiter);
-    waiters_[addr] = waiter;
-    if (waiter)
-      t.awaiting = r_.typeOf(waiter).name + " " + hexAddress(waiter);
-    callbacks_[addr] = {s->pointer(d_.futCallback0), s->pointer(d_.futCallbacks)};
+    t.state = cur != current_.end() && cur->second == addr ? "running" : f->state;
+    coroutineChain(f->coro, t);
+    waiters_[addr] = f->waiter;
+    if (f->waiter)
+      t.awaiting = r_.typeOf(f->waiter).name + " " + hexAddress(f->waiter);
+    callbacks_[addr] = {f->callback0, f->callbacks};
     return t;
+  }
+
+  llvm::Expected<TaskFields> cTaskFields(uint64_t addr) {
+    auto s = RemoteStruct::read(mem_, addr, d_.taskName + 8);
+    if (!s)
+      return s.takeError();
+    TaskFields f;
+    f.loop = s->pointer(d_.futLoop), f.coro = s->pointer(d_.taskCoro);
+    f.waiter = s->pointer(d_.taskFutWaiter), f.name = s->pointer(d_.taskName);
+    f.callback0 = s->pointer(d_.futCallback0);
+    f.callbacks = s->pointer(d_.futCallbacks);
+    int32_t state = s->get<int32_t>(d_.futState).value_or(-1);
+    f.state = state == 0   ? "pending"
+              : state == 1 ? "cancelled"
+              : state == 2 ? "done"
+                           : "unknown";
+    return f;
+  }
+
+  llvm::Expected<TaskFields> pythonTaskFields(uint64_t addr) {
+    auto a = instanceAttributes(mem_, l_, addr,
+                                {"_loop", "_coro", "_fut_waiter", "_name",
+                                 "_callbacks", "_state"});
+    if (!a)
+      return a.takeError();
+    TaskFields f;
+    f.loop = (*a)[0], f.coro = (*a)[1], f.waiter = (*a)[2], f.name = (*a)[3];
+    f.callbacks = (*a)[4];
+    if (!f.loop && !f.coro)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "Python task without _loop and _coro");
+    f.state = pythonTaskState((*a)[5]);
+    return f;
+  }
+
+  // Future._state: absent from the instance while pending (class default).
+  std::string pythonTaskState(uint64_t state) {
+    if (!state)
+      return "pending";
+    std::string s = r_.str(state);
+    return s == "PENDING"     ? "pending"
+           : s == "CANCELLED" ? "cancelled"
+           : s == "FINISHED"  ? "done"
+                              : "unknown";
   }
 
   std::string taskName(uint64_t name) {
@@ -264,12 +340,24 @@ private:
 
   bool isCoroutine(uint64_t obj) {
     const std::string &n = r_.typeOf(obj).name;
-    return n == "coroutine" || n == "generator";
+    return n == "coroutine" || n == "generator" || n == "async_generator";
+  }
+
+  // An async generator's asend/athrow awaitable stands for the generator
+  // (ags_gen / agt_gen, the first field after the object head).
+  uint64_t throughAwaitable(uint64_t obj) {
+    const std::string &n = r_.typeOf(obj).name;
+    if (n == "async_generator_asend" || n == "async_generator_athrow")
+      return ptr(obj + kAsyncGenAwaitableGen);
+    return obj;
   }
 
   void coroutineChain(uint64_t coro, CapturedTask &t) {
     std::vector<uint64_t> seen;
-    while (coro && isCoroutine(coro) && t.stack.size() < kMaxAwaitChain) {
+    while (coro && t.stack.size() < kMaxAwaitChain) {
+      coro = throughAwaitable(coro);
+      if (!coro || !isCoroutine(coro))
+        return;
       if (std::find(seen.begin(), seen.end(), coro) != seen.end()) {
         t.error = "coroutine await chain loops";
         return;
@@ -282,6 +370,8 @@ private:
       t.stack.push_back(f);
       coro = awaited(coro, frame, f);
     }
+    if (coro && isCoroutine(throughAwaitable(coro)))
+      t.error = "coroutine await chain truncated";
   }
 
   // Tasks the future `fut` stands for: itself if a task, a gather's children.
@@ -365,13 +455,16 @@ private:
     return valueOr(readUnsignedInt(mem_, l_, id), 0ul);
   }
 
+  static constexpr uint64_t kAsyncGenAwaitableGen = 16;
+
   const Layout &l_;
   const DepthLayout &d_;
   ReprReader &r_;
   MemorySource &mem_;
   std::unordered_map<uint64_t, uint64_t> current_, waiters_;
   std::unordered_map<uint64_t, std::pair<uint64_t, uint64_t>> callbacks_;
-  std::map<std::pair<uint64_t, std::string>, bool> typeIs_;
+  std::unordered_map<uint64_t, TaskKind> taskKinds_;
+  uint64_t pyTaskType_ = 0;
 };
 
 } // namespace
@@ -391,10 +484,8 @@ CapturedAsyncio captureAsyncio(const Interpreter &interp, const DepthLayout &d,
   for (uint64_t in : interps) {
     AsyncioReader reader(interp, d, reprs);
     reader.run(in, out);
-    if (out.tasks.size() > kMaxTasks) {
-      out.errors.push_back("more than " + std::to_string(kMaxTasks) + " tasks");
+    if (out.tasks.size() >= kMaxTasks)
       break;
-    }
   }
   return out;
 }

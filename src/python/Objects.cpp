@@ -414,22 +414,45 @@ llvm::Expected<uint64_t> dictLookupString(MemorySource &mem, const Layout &l,
   return found;
 }
 
-llvm::Expected<uint64_t> instanceAttribute(MemorySource &mem, const Layout &l,
-                                           uint64_t objAddr,
-                                           const std::string &name) {
+llvm::Expected<std::vector<uint64_t>>
+instanceAttributes(MemorySource &mem, const Layout &l, uint64_t objAddr,
+                   const std::vector<std::string> &names) {
+  std::vector<uint64_t> found(names.size(), 0);
+  size_t missing = names.size();
+  // One pass over the entries, each key read once, for every name wanted.
+  DictVisitor visit = [&](uint64_t k, uint64_t v) {
+    auto s = readString(mem, l, k);
+    if (!s) {
+      llvm::consumeError(s.takeError());
+      return true;
+    }
+    for (size_t i = 0; i < names.size(); ++i)
+      if (!found[i] && names[i] == *s) {
+        found[i] = v;
+        --missing;
+      }
+    return missing > 0;
+  };
   auto where = instanceDict(mem, l, objAddr);
   if (!where)
     return where.takeError();
+  llvm::Error err = llvm::Error::success();
   if (where->dict)
-    return dictLookupString(mem, l, where->dict, name);
-  if (!where->keys || !where->values)
-    return 0;
-  uint64_t found = 0;
-  llvm::Error err = forEachKeysEntry(mem, l, where->keys, where->values,
-                                     findStringKey(mem, l, name, found));
+    err = forEachDictItem(mem, l, where->dict, visit);
+  else if (where->keys && where->values)
+    err = forEachKeysEntry(mem, l, where->keys, where->values, visit);
   if (err)
     return std::move(err);
   return found;
+}
+
+llvm::Expected<uint64_t> instanceAttribute(MemorySource &mem, const Layout &l,
+                                           uint64_t objAddr,
+                                           const std::string &name) {
+  auto found = instanceAttributes(mem, l, objAddr, {name});
+  if (!found)
+    return found.takeError();
+  return found->front();
 }
 
 } // namespace stackpeek::python

@@ -101,4 +101,10 @@ llvm::Expected<uint64_t> instanceAttribute(MemorySource &mem,
                                            uint64_t objAddr,
                                            const std::string &name);
 
+/// Several attributes of one instance in one pass over its __dict__ (or
+/// inline values), in the order of `names`; 0 for each one absent.
+llvm::Expected<std::vector<uint64_t>>
+instanceAttributes(MemorySource &mem, const Layout &layout, uint64_t objAddr,
+                   const std::vector<std::string> &names);
+
 } // namespace stackpeek::python

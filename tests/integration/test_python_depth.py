@@ -15,8 +15,11 @@ wrote in-process:
     context), each entry's `Type: message` line as traceback prints it and
     its traceback frames (file, function, line);
   - asyncio: 1,000 tasks in a gather tree three levels deep, a TaskGroup
-    (3.11+), and a task waiting on work of a second loop in another thread:
-    each task's name, state, loop thread, coroutine chain and awaiters.
+    (3.11+), a task waiting on work of a second loop in another thread, and
+    tasks awaiting inside async generators (async for, aclose): each task's
+    name, state, loop thread, coroutine chain (through the generators) and
+    awaiters; with C tasks, with pure-Python tasks (asyncio.tasks._PyTask,
+    state in instance attributes), and without the _asyncio module.
 The text output is checked for the same facts in Python's own wording.
 """
 
@@ -161,9 +164,11 @@ def require_asyncio(python):
         pytest.skip("asyncio tasks need CPython 3.8+")
 
 
-def test_asyncio_tasks_match_oracle(python, tmp_path):
+@pytest.mark.parametrize("scenario", ["asyncio", "asyncio_pytask", "asyncio_noaccel"])
+def test_asyncio_tasks_match_oracle(python, scenario, tmp_path):
     require_asyncio(python)
-    t = start(python, "asyncio", tmp_path)
+    t = start(python, scenario, tmp_path)
+    assert t.oracle["pure_python"] == (scenario != "asyncio"), t.oracle["task_classes"]
     dump = harness.dump_json(t.pid, "--async")
     assert dump["asyncio"] is not None, dump["errors"]
     got = {}
@@ -191,6 +196,11 @@ def test_asyncio_tasks_match_oracle(python, tmp_path):
     assert not problems, "\n".join(problems[:40])
     names = dict((w["name"], w["id"]) for w in want_tasks)
     assert names["top"] in got[names["mid-3"]]["awaited_by"]
+    # The oracle's chains do descend into the async generators.
+    consumer = [f["function"] for f in got[names["agen-consumer"]]["stack"]]
+    assert consumer[:3] == ["agen_consumer", "outer_ticks", "inner_ticks"], consumer
+    closer = [f["function"] for f in got[names["agen-closer"]]["stack"]]
+    assert closer[:2] == ["agen_closer", "closing_ticks"], closer
     if version_of(t.oracle) >= (3, 11):
         assert got[names["tg-child-1"]]["awaited_by"] == [names["tg-parent"]]
     harness.assert_running(t.pid)

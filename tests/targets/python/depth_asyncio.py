@@ -5,14 +5,25 @@ Loop A (main thread) runs: `main`; `top` gathering 10 `mid` tasks that each
 gather 99 `leaf` tasks (1,000 tasks three levels deep with top); on 3.11+ a
 TaskGroup parent with 3 children; `cross-waiter`, awaiting (through
 wrap_future) a task that run_coroutine_threadsafe started on loop B in a
-second thread; and `oracle`. Once every leaf has started and loop B's task
-runs, `oracle` records each task in-process: name, state, the coroutine chain
-(walking cr_await / gi_yieldfrom, as stackpeek does from memory) and who
-awaits it (task._fut_waiter, _GatheringFuture._children, TaskGroup._tasks).
-A helper thread waits until both loop threads sleep, writes the oracle and
-signals readiness.
+second thread; `agen-consumer`, inside `async for` over an async generator
+that is itself inside `async for` over another, which awaits; `agen-closer`,
+awaiting `aclose()` of an async generator that awaits in its `finally`; and
+`oracle`. Once every leaf has started and loop B's task runs, `oracle`
+records each task in-process: name, state, the coroutine chain (walking
+cr_await / gi_yieldfrom / ag_await, as stackpeek does from memory; an
+async_generator_asend/athrow awaitable stands for its generator, found with
+gc.get_referents since Python exposes no attribute for it) and who awaits it
+(task._fut_waiter, _GatheringFuture._children, TaskGroup._tasks). A helper
+thread waits until both loop threads sleep, writes the oracle and signals
+readiness.
+
+With pure_python, asyncio.Task is replaced by asyncio.tasks._PyTask before
+any loop exists (loop.create_task, gather, TaskGroup, run_coroutine_threadsafe
+and asyncio.run all build `tasks.Task`), so every task is a plain Python
+object whose state lives in its instance attributes.
 """
 import asyncio
+import gc
 import sys
 import threading
 
@@ -20,7 +31,8 @@ FOREVER = 1000000
 MIDS, LEAVES_PER_MID = 10, 99
 TASKGROUP = sys.version_info >= (3, 11)
 
-_started = {"leaves": 0}
+_started = {"leaves": 0, "agen": 0}
+AGEN_TASKS = 2
 _remote_running = threading.Event()
 
 
@@ -46,6 +58,37 @@ async def group_parent():
             tg.create_task(leaf(), name="tg-child-%d" % i)
 
 
+async def inner_ticks():
+    yield 1
+    _started["agen"] += 1
+    await asyncio.sleep(FOREVER)
+    yield 2
+
+
+async def outer_ticks():
+    async for tick in inner_ticks():
+        yield tick
+
+
+async def agen_consumer():
+    async for _ in outer_ticks():
+        pass
+
+
+async def closing_ticks():
+    try:
+        yield 1
+    finally:
+        _started["agen"] += 1
+        await asyncio.sleep(FOREVER)
+
+
+async def agen_closer():
+    ticks = closing_ticks()
+    await ticks.__anext__()
+    await ticks.aclose()
+
+
 async def remote_work():
     _remote_running.set()
     await asyncio.sleep(FOREVER)
@@ -56,16 +99,33 @@ async def cross_waiter(loop_b):
     await asyncio.wrap_future(cf)
 
 
+FRAME_AND_AWAITED = {"coroutine": ("cr_frame", "cr_await"),
+                     "generator": ("gi_frame", "gi_yieldfrom"),
+                     "async_generator": ("ag_frame", "ag_await")}
+
+
+def async_generator_of(awaitable):
+    """The generator an async_generator_asend/athrow object steps."""
+    gens = [r for r in gc.get_referents(awaitable) if type(r).__name__ == "async_generator"]
+    return gens[0] if gens else None
+
+
 def coroutine_chain(coro, function_name):
     out = []
-    while coro is not None and type(coro).__name__ in ("coroutine", "generator"):
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    while coro is not None and len(out) < 256:
+        kind = type(coro).__name__
+        if kind in ("async_generator_asend", "async_generator_athrow"):
+            coro = async_generator_of(coro)
+            continue
+        if kind not in FRAME_AND_AWAITED:
+            break
+        frame_attr, awaited_attr = FRAME_AND_AWAITED[kind]
+        frame = getattr(coro, frame_attr)
         if frame is None:
             break
         out.append({"file": frame.f_code.co_filename,
                     "function": function_name(frame.f_code), "line": frame.f_lineno})
-        coro = getattr(coro, "cr_await", None) if hasattr(coro, "cr_await") else \
-            getattr(coro, "gi_yieldfrom", None)
+        coro = getattr(coro, awaited_attr)
     return out
 
 
@@ -105,7 +165,15 @@ def describe(tasks, loop_threads, function_name):
     return out
 
 
-def run(path, ready_fd, finish, record, records, native_tid, function_name):
+def use_pure_python_tasks():
+    asyncio.tasks.Task = asyncio.tasks._PyTask
+    asyncio.Task = asyncio.tasks._PyTask
+
+
+def run(path, ready_fd, finish, record, records, native_tid, function_name,
+        pure_python=False):
+    if pure_python:
+        use_pure_python_tasks()
     loop_b = asyncio.new_event_loop()
     b_tid = []
 
@@ -118,7 +186,8 @@ def run(path, ready_fd, finish, record, records, native_tid, function_name):
     expected_leaves = MIDS * LEAVES_PER_MID + (3 if TASKGROUP else 0)
 
     async def oracle():
-        while _started["leaves"] < expected_leaves or not _remote_running.is_set():
+        while (_started["leaves"] < expected_leaves or _started["agen"] < AGEN_TASKS
+               or not _remote_running.is_set()):
             await asyncio.sleep(0.01)
         loop_a = asyncio.get_running_loop()
         threads = {id(loop_a): native_tid(), id(loop_b): b_tid[0]}
@@ -126,7 +195,10 @@ def run(path, ready_fd, finish, record, records, native_tid, function_name):
         tasks = [t for t in asyncio.all_tasks(loop_a) if t is not me]
         tasks += list(asyncio.all_tasks(loop_b))
         extra = {"tasks": describe(tasks, threads, function_name),
-                 "loop_threads": [threads[id(loop_a)], threads[id(loop_b)]]}
+                 "loop_threads": [threads[id(loop_a)], threads[id(loop_b)]],
+                 "task_classes": sorted(set("%s.%s" % (type(t).__module__, type(t).__name__)
+                                            for t in tasks + [me])),
+                 "pure_python": all(type(t) is asyncio.tasks._PyTask for t in tasks + [me])}
         threading.Thread(target=finish, args=(path, ready_fd, extra, extra["loop_threads"]),
                          daemon=True).start()
         await asyncio.sleep(FOREVER)
@@ -137,6 +209,8 @@ def run(path, ready_fd, finish, record, records, native_tid, function_name):
         if TASKGROUP:
             loop.create_task(group_parent(), name="tg-parent")
         loop.create_task(cross_waiter(loop_b), name="cross-waiter")
+        loop.create_task(agen_consumer(), name="agen-consumer")
+        loop.create_task(agen_closer(), name="agen-closer")
         loop.create_task(oracle(), name="oracle")
         await asyncio.sleep(FOREVER)
 

@@ -15,7 +15,11 @@ one byte to a pipe fd (no sleeps stand in for synchronisation):
   asyncio     (3.8+) 1,000 tasks in a gather tree three levels deep, a
               TaskGroup (3.11+), and a task awaiting work of a second event
               loop in another thread; expected: every task's name, state,
-              coroutine chain (cr_await walk) and awaiters.
+              coroutine chain (cr_await walk, through async generators) and
+              awaiters.
+  asyncio_pytask  the same with pure-Python tasks (asyncio.tasks._PyTask).
+  asyncio_noaccel the same without the `_asyncio` module: Python tasks,
+              futures, task registry and current-task dict.
   bench       64 threads at depth 30 with 5 locals per frame (benchmark).
 Runs on CPython 2.7-3.13 (asyncio scenario: 3.8+).
 
@@ -375,9 +379,12 @@ def finish(path, ready_fd, extra=None, tids=None):
 
 def main():
     scenario, path, ready_fd = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if scenario == "asyncio":
+    if scenario.startswith("asyncio"):
+        if scenario == "asyncio_noaccel":
+            sys.modules["_asyncio"] = None  # asyncio falls back to its Python classes
         import depth_asyncio
-        depth_asyncio.run(path, ready_fd, finish, record, _records, native_tid, function_name)
+        depth_asyncio.run(path, ready_fd, finish, record, _records, native_tid, function_name,
+                          pure_python=scenario != "asyncio")
         return
     {"locals": scenario_locals, "exceptions": scenario_exceptions,
      "bench": scenario_bench}[scenario]()
