@@ -1,8 +1,5 @@
 #include "driver/Sampler.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -25,12 +22,9 @@ std::vector<std::pair<uint64_t, uint64_t>> immutableRanges(const std::vector<Map
 } // namespace
 
 ProcessSampler::ProcessSampler(pid_t pid, const SamplerOptions &options)
-    : pid_(pid), options_(options), live_(pid), snapshot_(&live_) {}
+    : pid_(pid), options_(options), live_(pid), snapshot_(&live_), activity_(pid) {}
 
-ProcessSampler::~ProcessSampler() {
-  for (auto &[tid, fd] : statFds_)
-    ::close(fd);
-}
+ProcessSampler::~ProcessSampler() = default;
 
 llvm::Expected<std::unique_ptr<ProcessSampler>>
 ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
@@ -57,7 +51,7 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
   if (!options.nonblocking) {
     std::map<pid_t, char> before;
     for (pid_t tid : s->facts_.tids())
-      before[tid] = s->threadState(tid);
+      before[tid] = s->activity_.state(tid);
     auto probe = PtraceSession::attach(pid);
     if (!probe)
       return probe.takeError();
@@ -65,29 +59,6 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
     s->settle(before);
   }
   return s;
-}
-
-// The thread's state letter, from a /proc stat file kept open across passes
-// (pread re-generates it), so a pass costs one syscall per thread.
-char ProcessSampler::threadState(pid_t tid) {
-  auto it = statFds_.find(tid);
-  if (it == statFds_.end()) {
-    std::string path = "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(tid) + "/stat";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return '?';
-    it = statFds_.emplace(tid, fd).first;
-  }
-  char buf[512];
-  ssize_t n = ::pread(it->second, buf, sizeof buf - 1, 0);
-  if (n <= 0) {
-    ::close(it->second);
-    statFds_.erase(it);
-    return '?';
-  }
-  buf[n] = 0;
-  const char *close = std::strrchr(buf, ')');
-  return close && close[1] == ' ' ? close[2] : '?';
 }
 
 // A thread we just let go runs for a moment to re-enter the call it was
@@ -98,7 +69,7 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
   for (const auto &[tid, state] : before) {
     if (state == 'R')
       continue;
-    while (threadState(tid) == 'R' && std::chrono::steady_clock::now() < deadline)
+    while (activity_.state(tid) == 'R' && std::chrono::steady_clock::now() < deadline)
       std::this_thread::yield();
   }
 }
@@ -108,33 +79,6 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
 bool ProcessSampler::needThreadNames(const std::vector<pid_t> &chosen) const {
   return std::any_of(chosen.begin(), chosen.end(),
                      [&](pid_t tid) { return !threadNames_.count(tid); });
-}
-
-std::vector<pid_t> ProcessSampler::threadsToSample(bool &alive) {
-  std::vector<pid_t> chosen;
-  auto tids = listThreads(pid_);
-  if (!tids) {
-    llvm::consumeError(tids.takeError());
-    alive = false;
-    return chosen;
-  }
-  for (pid_t tid : *tids) {
-    char state = threadState(tid);
-    if (tid == pid_ && (state == 'Z' || state == 'X'))
-      alive = false;
-    if (options_.includeIdle ? state != '?' && state != 'Z' && state != 'X' : state == 'R')
-      chosen.push_back(tid);
-  }
-  // Forget stat files of threads that are gone.
-  std::sort(tids->begin(), tids->end());
-  for (auto it = statFds_.begin(); it != statFds_.end();)
-    if (!std::binary_search(tids->begin(), tids->end(), it->first)) {
-      ::close(it->second);
-      it = statFds_.erase(it);
-    } else {
-      ++it;
-    }
-  return chosen;
 }
 
 void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t timestampNs,
@@ -173,7 +117,7 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
                                 SamplerStats &stats) {
   ++stats.passes;
   bool alive = true;
-  std::vector<pid_t> chosen = threadsToSample(alive);
+  std::vector<pid_t> chosen = activity_.poll(options_.includeIdle, alive);
   if (!alive)
     return false;
   if (chosen.empty())
@@ -223,7 +167,7 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   std::map<pid_t, python::PythonThreadStack> pythonByTid;
   if (captured)
     for (auto &s : python::resolve(*interp_, *captured, live_, facts_.tids(),
-                                   needThreadNames(chosen)))
+                                   needThreadNames(chosen), &codes_))
       if (s.tid)
         pythonByTid[s.tid] = std::move(s);
   std::vector<StoppedThread> fromPythonOnly;

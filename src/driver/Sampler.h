@@ -4,13 +4,14 @@
 // stop just those, copy registers, stacks and Python frame chains, resume,
 // then unwind, decode and symbolize. What dump does once, the sampler keeps:
 // the interpreter's location, the unwinder's tables, the symbolizer's
-// per-module and per-address caches, and open /proc stat files, so a pass
-// costs syscalls and cache hits, not file parsing.
+// per-module and per-address caches, decoded code objects, and open /proc
+// files, so a pass costs syscalls and cache hits, not file parsing.
 //
 // Which threads are stopped matters for the target's speed: by default only
 // threads that are running on (or runnable for) a CPU are sampled, so a
 // sleeping thread is not stopped at all, and a process with 200 threads of
-// which 2 are busy pays for 2. With `nonblocking`, Python stacks are read
+// which 2 are busy pays for 2 (ThreadActivity.h: how that stays cheap).
+// With `nonblocking`, Python stacks are read
 // while the target runs: no pause at all, at the price of samples that may
 // be torn; a torn sample (a chain that breaks or loops) is dropped and
 // counted, never recorded.
@@ -27,7 +28,9 @@
 #include "llvm/Support/Error.h"
 
 #include "driver/Stages.h"
+#include "driver/ThreadActivity.h"
 #include "profile/Profile.h"
+#include "python/CodeCache.h"
 
 namespace stackpeek {
 
@@ -68,8 +71,6 @@ public:
 
 private:
   ProcessSampler(pid_t pid, const SamplerOptions &options);
-  std::vector<pid_t> threadsToSample(bool &alive);
-  char threadState(pid_t tid);
   void settle(const std::map<pid_t, char> &before);
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
   void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
@@ -84,7 +85,8 @@ private:
   std::optional<python::Interpreter> interp_;
   std::unique_ptr<Unwinder> unwinder_;
   std::unique_ptr<Symbolizer> symbolizer_;
-  std::map<pid_t, int> statFds_; // open /proc/PID/task/TID/stat files
+  ThreadActivity activity_;
+  python::CodeCache codes_{/*persistent=*/true};
   std::map<pid_t, std::string> threadNames_;
 };
 

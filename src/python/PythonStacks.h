@@ -35,6 +35,8 @@
 
 namespace stackpeek::python {
 
+class CodeCache; // CodeCache.h
+
 /// A located, validated CPython runtime in one process.
 struct Interpreter {
   Layout layout;                 // layout.version is the detected version
@@ -112,11 +114,13 @@ struct PythonThreadStack {
 /// 2.7-3.10; pass empty to trust glibc's default layout.
 /// `threadNames` false skips reading threading._active (a dict walk): the
 /// sampler reads names once per thread, not once per sample.
+/// `codes`, when given, keeps decoded code objects across calls (CodeCache.h).
 std::vector<PythonThreadStack> resolve(const Interpreter &interp,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
                                        const std::vector<pid_t> &knownTids = {},
-                                       bool threadNames = true);
+                                       bool threadNames = true,
+                                       CodeCache *codes = nullptr);
 
 /// Decodes frames that are not on a thread's chain (traceback entries,
 /// suspended coroutines) with resolve()'s rules, one Frame per input, in

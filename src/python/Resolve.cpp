@@ -4,7 +4,8 @@
 // Code objects are immutable once created, so reading them after the pause
 // gives the same names and tables the paused frames referred to (unless a
 // code object was freed meanwhile: then its frame gets an error). Each code
-// object is read once per resolve() (cache keyed by address).
+// object is read once per resolve(), or once per recording when the caller
+// passes a persistent CodeCache (CodeCache.h says how it stays valid).
 //
 // Domain facts (cpython-internals.md §2.1, §3, §4):
 //  - function name: co_qualname (3.11+) else co_name; file: co_filename.
@@ -24,6 +25,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "python/CodeCache.h"
 #include "python/LineTable.h"
 #include "python/Objects.h"
 #include "python/RemoteStruct.h"
@@ -31,69 +33,6 @@
 namespace stackpeek::python {
 
 namespace {
-
-struct CodeInfo {
-  std::optional<std::string> function;
-  std::optional<std::string> file;
-  int firstLineno = 0;
-  std::vector<uint8_t> lineTable;
-  int64_t firstTraceable = 0; // code units (3.11+)
-  std::optional<std::string> error;
-};
-
-llvm::Expected<CodeInfo> readCodeObject(const Layout &l, MemorySource &mem,
-                                        uint64_t addr) {
-  auto type = typeName(mem, l, addr);
-  if (!type)
-    return type.takeError();
-  if (*type != "code")
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "executable is a '%s', not code",
-                                   type->c_str());
-  auto co = RemoteStruct::read(mem, addr, l.codeSize);
-  if (!co)
-    return co.takeError();
-  CodeInfo info;
-  uint64_t nameAddr = co->pointer(l.coQualname.value_or(l.coName));
-  auto name = readString(mem, l, nameAddr);
-  if (!name)
-    return name.takeError();
-  info.function = *name;
-  auto file = readString(mem, l, co->pointer(l.coFilename));
-  if (!file)
-    return file.takeError();
-  info.file = *file;
-  info.firstLineno = co->get<int32_t>(l.coFirstLineno).value_or(0);
-  auto table = readBytes(mem, l, co->pointer(l.coLineTable));
-  if (!table)
-    return table.takeError();
-  info.lineTable = std::move(*table);
-  if (l.coFirstTraceable)
-    info.firstTraceable = co->get<int32_t>(*l.coFirstTraceable).value_or(0);
-  return info;
-}
-
-class CodeCache {
-public:
-  CodeCache(const Layout &l, MemorySource &mem) : l_(l), mem_(mem) {}
-  const CodeInfo &get(uint64_t addr) {
-    auto it = cache_.find(addr);
-    if (it != cache_.end())
-      return it->second;
-    auto info = readCodeObject(l_, mem_, addr);
-    CodeInfo value;
-    if (info)
-      value = std::move(*info);
-    else
-      value.error = "unreadable code object: " + llvm::toString(info.takeError());
-    return cache_.emplace(addr, std::move(value)).first->second;
-  }
-
-private:
-  const Layout &l_;
-  MemorySource &mem_;
-  std::unordered_map<uint64_t, CodeInfo> cache_;
-};
 
 SourcePosition framePosition(const Layout &l, const CapturedFrame &f,
                              const CodeInfo &code) {
@@ -121,7 +60,7 @@ int64_t codeUnitOf(const Layout &l, const CapturedFrame &f) {
 
 // Decodes one captured frame; nullopt for a frame CPython itself would hide.
 std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
-                                 CodeCache &codes) {
+                                 MemorySource &mem, CodeCache &codes) {
   Frame out;
   out.kind = Frame::Kind::Python;
   out.pythonEntry = f.entry;
@@ -129,7 +68,7 @@ std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
     out.error = f.error;
     return out;
   }
-  const CodeInfo &code = codes.get(f.codeAddr);
+  const CodeInfo &code = codes.get(l, mem, f.codeAddr);
   if (code.error) {
     out.error = code.error;
     return out;
@@ -257,12 +196,12 @@ threadNames(const Layout &l, MemorySource &mem, uint64_t interpAddr) {
 std::vector<Frame> resolveFrames(const Interpreter &in,
                                  const std::vector<CapturedFrame> &frames,
                                  MemorySource &mem) {
-  CodeCache codes(in.layout, mem);
+  CodeCache codes;
   std::vector<Frame> out;
   out.reserve(frames.size());
   for (CapturedFrame f : frames) {
     f.owner = in.layout.ownerGenerator; // never skipped as incomplete
-    std::optional<Frame> frame = decodeFrame(in.layout, f, codes);
+    std::optional<Frame> frame = decodeFrame(in.layout, f, mem, codes);
     out.push_back(frame ? std::move(*frame) : Frame{});
   }
   return out;
@@ -272,14 +211,17 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
                                        const std::vector<pid_t> &knownTids,
-                                       bool wantNames) {
+                                       bool wantNames,
+                                       CodeCache *persistentCodes) {
   const Layout &l = in.layout;
   std::unordered_set<pid_t> known(knownTids.begin(), knownTids.end());
   bool needPthreadTid = !l.tstateNativeThreadId;
   uint64_t tidOffset = needPthreadTid
                            ? pthreadTidOffset(mem, captured.threads, known)
                            : 0;
-  CodeCache codes(l, mem);
+  CodeCache onePass;
+  CodeCache &codes = persistentCodes ? *persistentCodes : onePass;
+  codes.newPass();
   std::unordered_map<uint64_t, std::unordered_map<uint64_t, std::string>> names;
   std::vector<PythonThreadStack> out;
   for (const CapturedThread &t : captured.threads) {
@@ -292,7 +234,7 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
       s.errors.push_back("cannot map Python thread " +
                          std::to_string(t.threadIdent) + " to an OS thread");
     for (const CapturedFrame &f : t.frames)
-      if (std::optional<Frame> frame = decodeFrame(l, f, codes))
+      if (std::optional<Frame> frame = decodeFrame(l, f, mem, codes))
         s.frames.push_back(std::move(*frame));
     if (!wantNames) {
       out.push_back(std::move(s));

@@ -15,6 +15,7 @@
 #include "memory/FakeMemory.h"
 #include "python/Layout.h"
 #include "python/Objects.h"
+#include "python/CodeCache.h"
 #include "python/PythonStacks.h"
 
 using namespace stackpeek;
@@ -652,4 +653,43 @@ TEST(PythonMerge, MismatchIsReportedNotGuessed) {
   ASSERT_TRUE(m.warning);
   EXPECT_EQ(names(m.frames), (std::vector<std::string>{"main", "a", "b"}));
   EXPECT_EQ(mergeNativeAndPython(native, {}).frames.size(), 1u);
+}
+
+// --- the sampler's persistent code-object cache -------------------------------
+
+TEST(PythonCodeCache, ReusesUnchangedCodeAndRereadsReplacedCode) {
+  FakeRuntime rt(11);
+  FakePython py(rt.heap, rt.in.layout);
+  const Layout &l = rt.in.layout;
+  uint64_t code = py.code("work", "/app/lib.py", 20, oneLineTable(8, 1));
+  rt.addThread(rt.iframe(code, 2, 0, 0, true), 4242);
+  auto cap = capture(rt.in, rt.mem);
+  ASSERT_TRUE(bool(cap));
+
+  CodeCache cache(/*persistent=*/true);
+  auto first = resolve(rt.in, *cap, rt.mem, {}, false, &cache);
+  ASSERT_EQ(first.at(0).frames.size(), 1u);
+  EXPECT_EQ(first[0].frames[0].function, "Outer.work");
+
+  // A later pass with an unchanged code object costs one read (the
+  // validation), not the strings and the line table again.
+  size_t before = rt.mem.readCount();
+  auto second = resolve(rt.in, *cap, rt.mem, {}, false, &cache);
+  EXPECT_EQ(rt.mem.readCount() - before, 1u);
+  EXPECT_EQ(second.at(0).frames.at(0).function, "Outer.work");
+
+  // The reference count moves with every call: still the same code.
+  rt.heap.put(code, uint64_t(12345));
+  before = rt.mem.readCount();
+  resolve(rt.in, *cap, rt.mem, {}, false, &cache);
+  EXPECT_EQ(rt.mem.readCount() - before, 1u);
+
+  // Freed and replaced by another code object at the same address: the
+  // cache must notice and decode the new one.
+  rt.heap.put(code + *l.coQualname, py.str("Other.place"));
+  auto third = resolve(rt.in, *cap, rt.mem, {}, false, &cache);
+  EXPECT_EQ(third.at(0).frames.at(0).function, "Other.place");
+
+  // Within one pass, one validation per code object, however many frames.
+  EXPECT_EQ(cache.size(), 1u);
 }
