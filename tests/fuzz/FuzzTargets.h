@@ -20,6 +20,10 @@
 //             .eh_frame_hdr, FDEs) and stack in FakeMemory: bounded result.
 //   python    the CPython decoder (capture + resolve) for every supported
 //             layout over FakeMemory regions built from the input.
+//   python_depth  handled exceptions, asyncio tasks and locals (captureDepth
+//             + resolveDepth) over a well-formed 3.11 graph patched by the
+//             input, or over raw regions for every layout: bounded chains,
+//             tracebacks, coroutine stacks; awaiters are known tasks.
 // A broken promise calls fuzzFail(), which aborts (libFuzzer saves the input)
 // or, in the regression test, throws so gtest reports it.
 #pragma once
@@ -31,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -41,10 +46,13 @@
 #include "memory/FakeMemory.h"
 #include "model/Snapshot.h"
 #include "process/Maps.h"
+#include "python/Depth.h"
 #include "python/PythonStacks.h"
 #include "render/Renderer.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
+
+#include "../unit/PythonObjects311.h"
 
 namespace stackpeek::fuzz {
 
@@ -367,6 +375,135 @@ inline void fuzzPython(const uint8_t *data, size_t size) {
   // Work is bounded: a few thousand reads per frame at most.
   if (mem.readCount() - readsBefore > 100000 + 20000 * (1 + limits.maxFramesPerThread))
     fuzzFail("resolve read memory without bound");
+}
+
+// ---------------------------------------------------------------- python_depth
+
+// The well-formed graph the patches start from: a handled ValueError with a
+// cause and a context and a 3-entry traceback; a C task in `async for` over
+// an async generator awaiting a coroutine, a pure-Python task awaiting it,
+// and two C tasks awaiting each other.
+inline python::CapturedPython depthGraph(python::fixtures::DepthObjects311 &g) {
+  uint64_t handled = g.exception("ValueError", "outer");
+  uint64_t cause = g.exception("KeyError", "k");
+  g.chain(handled, cause, 0);
+  g.chain(cause, 0, g.exception("ValueError", "first"));
+  g.mem.put(handled + *g.d.excTraceback, g.traceback(3));
+  g.handle(handled);
+  uint64_t code = g.code();
+  uint64_t sleeping = g.coroutine(code, g.object("_asyncio.Future", 64));
+  uint64_t agen = g.coroutine(code, sleeping, "async_generator");
+  uint64_t asend = g.object("async_generator_asend", 48);
+  g.mem.put(asend + 16, agen);
+  uint64_t consumer = g.coroutine(code, asend);
+  uint64_t c = g.cTask("consumer", consumer);
+  uint64_t py = g.pyTaskObject("py", g.coroutine(code, 0), c);
+  uint64_t a = g.cTask("a", g.coroutine(code, 0));
+  uint64_t b = g.cTask("b", g.coroutine(code, 0), a);
+  g.mem.put(a + g.d.taskFutWaiter, b);
+  python::CapturedPython captured;
+  captured.threads.emplace_back();
+  python::CapturedThread &t = captured.threads.back();
+  t.tstateAddr = g.tstate;
+  t.interpAddr = g.interpreter({c, py, a, b});
+  python::CapturedFrame f;
+  f.frameAddr = consumer + *g.d.genIframe;
+  f.codeAddr = code;
+  t.frames.push_back(f);
+  return captured;
+}
+
+// Patches: a byte whose low bit picks raw bytes (up to 15, at a u32 offset)
+// or a pointer (to another u32 offset) written at a u32 offset; offsets are
+// taken modulo the graph's extent; a patch outside every region is dropped.
+inline void patchGraph(Input &in, FakeMemory &mem, uint64_t base, uint64_t extent) {
+  uint8_t scratch[16];
+  while (!in.empty()) {
+    uint8_t op = in.byte();
+    uint64_t at = base + in.integral<uint32_t>() % extent;
+    std::vector<uint8_t> bytes;
+    if (op & 1) {
+      uint64_t target = base + in.integral<uint32_t>() % extent;
+      bytes.resize(8);
+      std::memcpy(bytes.data(), &target, 8);
+    } else {
+      bytes = in.bytes((op >> 1) & 15);
+    }
+    if (mem.read(at, scratch, bytes.size()))
+      mem.putBytes(at, bytes.data(), bytes.size());
+  }
+}
+
+inline void checkDepth(const python::CapturedDepth &depth) {
+  for (const auto &[tstate, chain] : depth.exceptions) {
+    if (chain.size() > python::kMaxExceptionChain)
+      fuzzFail("exception chain longer than its limit");
+    for (const auto &e : chain)
+      if (e.traceback.size() > python::kMaxTracebackEntries)
+        fuzzFail("traceback longer than its limit");
+  }
+  if (!depth.asyncio)
+    return;
+  const auto &tasks = depth.asyncio->tasks;
+  if (tasks.size() > python::kMaxTasks)
+    fuzzFail("more tasks than the limit");
+  std::set<uint64_t> ids;
+  for (const auto &t : tasks)
+    if (!ids.insert(t.addr).second)
+      fuzzFail("a task listed twice");
+  for (const auto &t : tasks) {
+    if (t.stack.size() > python::kMaxAwaitChain)
+      fuzzFail("coroutine stack longer than its limit");
+    std::set<uint64_t> by(t.awaitedBy.begin(), t.awaitedBy.end());
+    if (by.size() != t.awaitedBy.size())
+      fuzzFail("an awaiter listed twice");
+    for (uint64_t parent : by)
+      if (!ids.count(parent))
+        fuzzFail("awaited by a task that is not listed");
+  }
+}
+
+// Byte 0: even, the 3.11 graph patched by the rest; odd, byte 1 picks a
+// layout (2.7, 3.6-3.13) and up to 6 raw regions follow as in fuzzPython,
+// region 0 holding the thread state and the interpreter's `modules` pointer.
+inline void fuzzPythonDepth(const uint8_t *data, size_t size) {
+  static const int kMinors[][2] = {{2, 7},  {3, 6},  {3, 7},  {3, 8},  {3, 9},
+                                   {3, 10}, {3, 11}, {3, 12}, {3, 13}};
+  Input in(data, size);
+  python::fixtures::DepthObjects311 graph;
+  FakeMemory raw;
+  FakeMemory *mem = &graph.mem;
+  python::Interpreter interp;
+  python::CapturedPython captured;
+  if (!(in.byte() & 1)) {
+    interp.layout = graph.l;
+    captured = depthGraph(graph);
+    patchGraph(in, graph.mem, 0x100000, graph.next - 0x100000);
+  } else {
+    const int *version = kMinors[in.byte() % 9];
+    interp.layout = *python::builtinLayout(version[0], version[1]);
+    for (uint64_t i = 0; i < 6 && !in.empty(); ++i) {
+      std::vector<uint8_t> bytes = in.bytes(in.integral<uint16_t>());
+      bytes.resize(std::max<size_t>(bytes.size(), 8));
+      raw.addRegion(0x100000 * (i + 1), std::move(bytes));
+    }
+    captured.threads.emplace_back();
+    captured.threads.back().tstateAddr = 0x100000;
+    captured.threads.back().interpAddr = 0x100000 - interp.layout.interpModules;
+    captured.threads.back().frames.push_back({0x200000, 0x300000});
+    mem = &raw;
+  }
+  python::DepthOptions options;
+  options.locals = options.exceptions = options.asyncio = true;
+  python::CapturedDepth depth = python::captureDepth(interp, captured, *mem, options);
+  checkDepth(depth);
+  python::ResolvedDepth resolved = python::resolveDepth(interp, captured, depth, *mem, {});
+  size_t want = depth.asyncio ? depth.asyncio->tasks.size() : 0, got = 0;
+  if (resolved.asyncio)
+    for (const auto &loop : resolved.asyncio->loops)
+      got += loop.tasks.size();
+  if (got != want)
+    fuzzFail("resolveDepth lost or invented tasks");
 }
 
 } // namespace stackpeek::fuzz

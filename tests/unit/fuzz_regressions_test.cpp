@@ -28,6 +28,7 @@ const std::map<std::string, FuzzFn> &targets() {
       {"maps", stackpeek::fuzz::fuzzMaps},     {"elf", stackpeek::fuzz::fuzzElf},
       {"render", stackpeek::fuzz::fuzzRender}, {"unwind", stackpeek::fuzz::fuzzUnwind},
       {"python", stackpeek::fuzz::fuzzPython},
+      {"python_depth", stackpeek::fuzz::fuzzPythonDepth},
   };
   return t;
 }

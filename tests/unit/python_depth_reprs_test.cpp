@@ -15,6 +15,7 @@
 #include "python/Layout.h"
 #include "python/Objects.h"
 #include "python/Reprs.h"
+#include "PythonObjects311.h"
 
 using namespace stackpeek;
 using namespace stackpeek::python;
@@ -67,83 +68,7 @@ TEST(PythonDepthReprs, BigIntsInDecimal) {
             "999999999999999999");
 }
 
-// Builds 3.11 objects: types by name, ints, floats, strs, tuples, lists.
-class Objects311 {
-public:
-  Objects311() : l(*builtinLayout(3, 11)), d(*depthLayout({3, 11, 0, 0})) {
-    for (const char *name : {"int", "float", "str", "tuple", "list", "NoneType", "bool",
-                             "Widget", "cell"})
-      types[name] = type(name, std::string(name) == "Widget" ? kTpFlagsHeapType : 0);
-    none = object("NoneType", 16);
-  }
-
-  uint64_t alloc(size_t size) {
-    uint64_t a = next;
-    size_t bytes = (size + 0xfff) & ~size_t(0xfff);
-    mem.addRegion(a, std::vector<uint8_t>(bytes));
-    next += bytes + 0x1000;
-    return a;
-  }
-  uint64_t type(const std::string &name, uint64_t flags) {
-    uint64_t n = alloc(name.size() + 1);
-    mem.putBytes(n, name.c_str(), name.size() + 1);
-    uint64_t t = alloc(512);
-    mem.put(t + l.tpName, n);
-    mem.put(t + l.tpFlags, flags);
-    return t;
-  }
-  uint64_t object(const std::string &type, size_t size) {
-    uint64_t o = alloc(size);
-    mem.put(o + l.obType, types.at(type));
-    return o;
-  }
-  uint64_t integer(int64_t v) {
-    uint64_t o = object("int", 32);
-    mem.put(o + 16, int64_t(v < 0 ? -1 : v == 0 ? 0 : 1));
-    mem.put(o + 24, uint32_t(v < 0 ? -v : v));
-    return o;
-  }
-  uint64_t floating(double v) {
-    uint64_t o = object("float", 24);
-    mem.put(o + d.floatValue, v);
-    return o;
-  }
-  uint64_t str(const std::string &ascii) {
-    uint64_t o = object("str", l.asciiObjectSize + ascii.size() + 1);
-    mem.put(o + l.unicodeLength, int64_t(ascii.size()));
-    mem.put(o + l.unicodeState, uint32_t(1 << 2 | 1 << 5 | 1 << 6));
-    mem.putBytes(o + l.asciiObjectSize, ascii.data(), ascii.size());
-    return o;
-  }
-  uint64_t tuple(const std::vector<uint64_t> &items) {
-    uint64_t o = object("tuple", 24 + items.size() * 8);
-    mem.put(o + 16, int64_t(items.size()));
-    for (size_t i = 0; i < items.size(); ++i)
-      mem.put(o + d.tupleItems + i * 8, items[i]);
-    return o;
-  }
-  // A list claiming `size` items, of which `items` are really there.
-  uint64_t list(const std::vector<uint64_t> &items, int64_t size = -1) {
-    uint64_t o = object("list", 40);
-    uint64_t array = alloc(std::max<size_t>(items.size(), 1) * 8);
-    mem.put(o + 16, size < 0 ? int64_t(items.size()) : size);
-    mem.put(o + d.listItems, array);
-    for (size_t i = 0; i < items.size(); ++i)
-      mem.put(array + i * 8, items[i]);
-    return o;
-  }
-  std::string repr(uint64_t addr, ReprLimits limits = {}) {
-    ReprReader r(mem, l, d, limits);
-    return r.repr(addr).repr;
-  }
-
-  FakeMemory mem;
-  Layout l;
-  DepthLayout d;
-  std::map<std::string, uint64_t> types;
-  uint64_t none = 0;
-  uint64_t next = 0x100000;
-};
+using fixtures::Objects311;
 
 TEST(PythonDepthReprs, ScalarsAndContainers) {
   Objects311 o;
