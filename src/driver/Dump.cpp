@@ -131,10 +131,12 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
     std::vector<Frame> native;
     if (!hasPython || options.native)
       native = nativeStack(unwinder, symbolizer, facts.maps, stopped.regs, thread.errors);
-    if (py != pythonByTid.end())
+    if (py != pythonByTid.end()) {
       applyPython(thread, py->second, std::move(native), options.native);
-    else
+      applyGilWait(thread, py->second, stopped.regs);
+    } else {
       thread.frames = std::move(native);
+    }
     process.threads.push_back(std::move(thread));
   }
   for (const UncapturedThread &u : (*session)->uncaptured()) {

@@ -136,7 +136,10 @@ std::vector<Frame> nativeStack(Unwinder &unwinder, Symbolizer &symbolizer,
 void applyPython(Thread &thread, python::PythonThreadStack &py,
                  std::vector<Frame> native, bool merge) {
   thread.pythonThreadName = py.name;
-  thread.holdsGil = py.holdsGil;
+  // Memory says whether the thread holds the GIL; whether it waits for it
+  // needs its registers (applyGilWait).
+  thread.gil = py.holdsGil ? GilState::Held : GilState::NotHeld;
+  thread.collectingGarbage = py.status.collectingGarbage;
   // "Idle" is the kernel's view: a Python thread not on a CPU (or runnable)
   // is waiting for something, whatever Python code it is in.
   thread.idle = thread.state != "running";
@@ -152,6 +155,14 @@ void applyPython(Thread &thread, python::PythonThreadStack &py,
   } else {
     thread.frames = std::move(py.frames);
   }
+}
+
+void applyGilWait(Thread &thread, const python::PythonThreadStack &py,
+                  const user_regs_struct &regs) {
+  // orig_rax is the system call number of a thread stopped in one (-1
+  // otherwise); rdi its first argument, for futex the futex word.
+  python::SyscallStop stop{static_cast<long>(regs.orig_rax), regs.rdi};
+  thread.gil = python::classifyGil(py.holdsGil, py.status, stop, thread.frames);
 }
 
 } // namespace stackpeek

@@ -67,4 +67,10 @@ std::vector<Frame> nativeStack(Unwinder &unwinder, Symbolizer &symbolizer,
 void applyPython(Thread &thread, python::PythonThreadStack &py,
                  std::vector<Frame> native, bool merge);
 
+/// After applyPython(): tells a thread that does not hold the GIL apart as
+/// waiting for it or not, from the system call its stop registers show and
+/// its native frames. Only for threads stopped with registers read.
+void applyGilWait(Thread &thread, const python::PythonThreadStack &py,
+                  const user_regs_struct &regs);
+
 } // namespace stackpeek

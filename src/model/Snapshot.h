@@ -72,6 +72,11 @@ struct PythonException {
   std::optional<std::string> error; // could not be read completely
 };
 
+// A Python thread and its interpreter's GIL. NotHeld: not holding it, but
+// whether it waits for it is unknown (no registers, or a version whose GIL
+// lock cannot be located).
+enum class GilState { Held, Waiting, Released, NotHeld };
+
 struct Thread {
   pid_t tid = 0;
   std::string name;   // /proc/PID/task/TID/comm
@@ -87,11 +92,20 @@ struct Thread {
 
   // Python facts, filled only for threads of a Python target.
   std::optional<std::string> pythonThreadName;
-  std::optional<bool> holdsGil;
+  std::optional<GilState> gil;
+  // The garbage collector runs on this thread (null: not a Python thread,
+  // or the version's collector flag is not known).
+  std::optional<bool> collectingGarbage;
   std::optional<bool> idle;
   // The exception being handled, then the exceptions it chains to (its
   // __cause__, else its __context__, ...), bounded; empty when none.
   std::vector<PythonException> handlingException;
+
+  std::optional<bool> holdsGil() const {
+    if (!gil)
+      return std::nullopt;
+    return *gil == GilState::Held;
+  }
 };
 
 // asyncio, per running event loop (`dump --async`).

@@ -17,6 +17,19 @@
 //  - GIL holder: *_PyThreadState_Current (2.7/3.6),
 //    _PyRuntime.gilstate.tstate_current (3.7-3.11), or the interpreter's GIL
 //    struct `locked ? last_holder : none` (3.12+).
+//  - GIL waiters (take_gil) sleep on the GIL's condition variable or mutex:
+//    `_gil_runtime_state` embedded in _PyRuntime (3.7-3.11) or behind
+//    interp->ceval.gil (3.12+); static gil_cond/gil_mutex (3.6); the sem_t
+//    behind `interpreter_lock` (2.7). capture() records where they are;
+//    classifyGil() (GilState.cpp) compares them with each thread's futex.
+//  - The collector: `collecting` is set by whoever runs a collection, for
+//    its whole length (callbacks and finalizers included). CPython runs a
+//    collection holding the GIL, so it is attributed to the GIL holder.
+//    Edge cases where that is wrong: a finalizer that releases the GIL
+//    (sleep, I/O, a lock) leaves `collecting` set while another thread may
+//    take the GIL, and Python code in a finalizer can be switched out every
+//    switch interval like any other; then the holder is not the collector
+//    (and no thread is reported if nobody holds the GIL).
 // Every chain is bounded and cycle-checked: a racing or corrupt target must
 // not make us loop or allocate without bound.
 #include "python/PythonStacks.h"
@@ -59,6 +72,77 @@ uint64_t gilHolder(const Interpreter &in, MemorySource &mem,
   }
   }
   return 0;
+}
+
+// The futexes a GIL waiter sleeps on in `interp`'s GIL; empty if unknown.
+std::vector<AddressRange> gilWaitFutexes(const Interpreter &in,
+                                         MemorySource &mem,
+                                         const RemoteStruct &interp) {
+  const Layout &l = in.layout;
+  auto range = [](uint64_t addr, uint64_t size) {
+    return std::vector<AddressRange>{{addr, addr + size}};
+  };
+  uint64_t gil = 0;
+  switch (l.gilLock) {
+  case GilLockModel::Unknown:
+    return {};
+  case GilLockModel::StaticSemaphore: {
+    // A PyThread_type_lock on Linux is a malloc'ed sem_t: its futex word.
+    uint64_t sem = in.gilLockPointerAddr
+                       ? valueOr(mem.readValue<uint64_t>(in.gilLockPointerAddr), 0ul)
+                       : 0;
+    return sem ? range(sem, l.semSize) : std::vector<AddressRange>{};
+  }
+  case GilLockModel::StaticCondMutex:
+    if (!in.gilCondAddr || !in.gilMutexAddr)
+      return {};
+    return {{in.gilCondAddr, in.gilCondAddr + l.condSize},
+            {in.gilMutexAddr, in.gilMutexAddr + l.mutexSize}};
+  case GilLockModel::RuntimeGilStruct:
+    if (!l.runtimeGil || !in.runtimeAddr)
+      return {};
+    gil = in.runtimeAddr + *l.runtimeGil;
+    break;
+  case GilLockModel::InterpreterGilPointer:
+    if (!l.interpGilPointer)
+      return {};
+    gil = interp.pointer(*l.interpGilPointer);
+    break;
+  }
+  if (!gil)
+    return {};
+  return range(gil + l.gilWaitBegin, l.gilWaitEnd - l.gilWaitBegin);
+}
+
+std::optional<int32_t> readInt(MemorySource &mem, uint64_t addr) {
+  int32_t v = 0;
+  if (!mem.read(addr, &v, sizeof v))
+    return std::nullopt;
+  return v;
+}
+
+// Whether `interp`'s collector is running; nullopt if it cannot be read.
+std::optional<bool> gcCollecting(const Interpreter &in, MemorySource &mem,
+                                 const RemoteStruct &interp) {
+  const Layout &l = in.layout;
+  std::optional<int32_t> flag;
+  switch (l.gcModel) {
+  case GcModel::StaticCollecting:
+    if (in.gcCollectingAddr)
+      flag = readInt(mem, in.gcCollectingAddr);
+    break;
+  case GcModel::RuntimeCollecting:
+    if (l.gcCollecting && in.runtimeAddr)
+      flag = readInt(mem, in.runtimeAddr + *l.gcCollecting);
+    break;
+  case GcModel::InterpreterCollecting:
+    if (l.gcCollecting)
+      flag = interp.get<int32_t>(*l.gcCollecting);
+    break;
+  }
+  if (!flag)
+    return std::nullopt;
+  return *flag != 0;
 }
 
 // The newest frame of a thread: tstate->frame (≤3.10), ->cframe->current_frame
@@ -114,16 +198,27 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
   }
 }
 
+// What capture() reads once per interpreter and hands to each thread.
+struct InterpreterFacts {
+  uint64_t gilHolder = 0;
+  std::vector<AddressRange> gilWaitFutexes;
+  std::optional<bool> collecting;
+};
+
 CapturedThread captureThread(const Layout &l, MemorySource &mem,
                              const RemoteStruct &tstate, uint64_t interpAddr,
-                             uint64_t holder, const CaptureLimits &limits) {
+                             const InterpreterFacts &facts,
+                             const CaptureLimits &limits) {
   CapturedThread t;
   t.tstateAddr = tstate.address();
   t.interpAddr = interpAddr;
   t.threadIdent = tstate.pointer(l.tstateThreadId);
   if (l.tstateNativeThreadId)
     t.nativeThreadId = tstate.pointer(*l.tstateNativeThreadId);
-  t.holdsGil = holder != 0 && holder == t.tstateAddr;
+  t.holdsGil = facts.gilHolder != 0 && facts.gilHolder == t.tstateAddr;
+  t.status.gilWaitFutexes = facts.gilWaitFutexes;
+  if (facts.collecting)
+    t.status.collectingGarbage = *facts.collecting && t.holdsGil;
   auto frame = newestFrame(l, mem, tstate);
   if (!frame) {
     t.errors.push_back("cannot read the current frame: " +
@@ -161,7 +256,9 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                         std::unordered_set<uint64_t> &seenThreads,
                         CapturedPython &out) {
   const Layout &l = in.layout;
-  uint64_t holder = gilHolder(in, mem, interp);
+  InterpreterFacts facts{gilHolder(in, mem, interp),
+                         gilWaitFutexes(in, mem, interp),
+                         gcCollecting(in, mem, interp)};
   uint64_t tstateAddr = interp.pointer(l.interpThreadsHead);
   while (tstateAddr != 0) {
     if (out.threads.size() >= limits.maxThreads) {
@@ -186,7 +283,7 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
     }
     if (wanted(l, mem, *tstate, limits))
       out.threads.push_back(
-          captureThread(l, mem, *tstate, interp.address(), holder, limits));
+          captureThread(l, mem, *tstate, interp.address(), facts, limits));
     tstateAddr = tstate->pointer(l.tstateNext);
   }
 }

@@ -4,6 +4,7 @@
 #include "python/ElfImage.h"
 
 #include <array>
+#include <unordered_set>
 
 #include "process/SafeFile.h"
 
@@ -14,7 +15,13 @@ namespace {
 // Symbols and sections the locator may ask for; everything else is skipped.
 constexpr std::array kWantedSymbols = {
     "_PyRuntime", "interp_head", "_PyThreadState_Current", "Py_Version",
-    "version.0", "version"}; // Py_GetVersion's static buffer (≤3.10)
+    "version.0", "version", // Py_GetVersion's static buffer (≤3.10)
+    // 2.7/3.6 statics: the GIL's lock and the collector's flag.
+    "interpreter_lock", "gil_cond", "gil_mutex", "collecting"};
+// Generic static names another object file of a static build could define
+// too: two different definitions make the name unusable, not the first one.
+constexpr std::array kUniqueSymbols = {"interpreter_lock", "gil_cond",
+                                       "gil_mutex", "collecting"};
 constexpr std::array kWantedSections = {".PyRuntime", ".bss", ".data"};
 constexpr uint64_t kMaxElfFileSize = 2ull << 30;
 
@@ -41,21 +48,29 @@ llvm::Expected<ElfImage> ElfImage::open(const std::string &path) {
                                    "%s is not a 64-bit little-endian ELF file",
                                    path.c_str());
   ElfImage image;
+  std::unordered_set<std::string> ambiguous;
   auto addSymbol = [&](const llvm::object::ELFSymbolRef &sym) {
     auto name = sym.getName();
     if (!name) {
       llvm::consumeError(name.takeError());
       return;
     }
-    if (!wanted(kWantedSymbols, *name) || image.symbols_.count(name->str()))
+    if (!wanted(kWantedSymbols, *name) || ambiguous.count(name->str()))
       return;
     auto value = sym.getValue();
     if (!value) {
       llvm::consumeError(value.takeError());
       return;
     }
-    if (*value != 0) // undefined references have value 0
+    if (*value == 0) // undefined references have value 0
+      return;
+    auto known = image.symbols_.find(name->str());
+    if (known == image.symbols_.end()) {
       image.symbols_[name->str()] = *value;
+    } else if (known->second != *value && wanted(kUniqueSymbols, *name)) {
+      image.symbols_.erase(known);
+      ambiguous.insert(name->str());
+    }
   };
   for (const llvm::object::ELFSymbolRef &sym : elf->getDynamicSymbolIterators())
     addSymbol(sym);

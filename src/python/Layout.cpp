@@ -44,7 +44,10 @@ void computeCopySizes(Layout &l) {
   };
   l.runtimeSize = end({l.runtimeInterpretersHead, l.runtimeTstateCurrent});
   l.interpSize = end({l.interpNext, l.interpThreadsHead, l.interpModules,
-                      l.interpGilPointer});
+                      l.interpGilPointer,
+                      l.gcModel == GcModel::InterpreterCollecting
+                          ? l.gcCollecting
+                          : std::nullopt});
   l.tstateSize = end({l.tstateNext, l.tstateInterp, l.tstateFrame,
                       l.tstateThreadId, l.tstateNativeThreadId});
   l.frameSize = end({l.frameBack, l.frameCode,
@@ -60,6 +63,8 @@ Layout py27() {
   Layout l;
   l.version = {2, 7, 0, 0};
   l.gilModel = GilModel::CurrentThreadSymbol;
+  l.gilLock = GilLockModel::StaticSemaphore;
+  l.gcModel = GcModel::StaticCollecting;
   l.interpNext = 0, l.interpThreadsHead = 8, l.interpModules = 16;
   l.tstateNext = 0, l.tstateInterp = 8, l.tstateFrame = 16;
   l.tstateThreadId = 144;
@@ -91,6 +96,8 @@ Layout py3FrameObjectBase(int minor) {
 Layout py36() {
   Layout l = py3FrameObjectBase(6);
   l.gilModel = GilModel::CurrentThreadSymbol;
+  l.gilLock = GilLockModel::StaticCondMutex;
+  l.gcModel = GcModel::StaticCollecting;
   l.interpModules = 16;
   l.tstateThreadId = 152;
   l.frameLasti = 120;
@@ -102,6 +109,8 @@ Layout py37() {
   Layout l = py3FrameObjectBase(7);
   l.gilModel = GilModel::RuntimeTstateCurrent;
   l.runtimeInterpretersHead = 24, l.runtimeTstateCurrent = 1480;
+  l.gilLock = GilLockModel::RuntimeGilStruct, l.runtimeGil = 1264;
+  l.gcModel = GcModel::RuntimeCollecting, l.gcCollecting = 632;
   l.interpModules = 40;
   l.tstateThreadId = 176;
   l.frameLasti = 104;
@@ -114,6 +123,12 @@ Layout py38to310(int minor) {
   l.gilModel = GilModel::RuntimeTstateCurrent;
   l.runtimeInterpretersHead = 32;
   l.runtimeTstateCurrent = minor == 8 ? 1368 : 568;
+  l.gilLock = GilLockModel::RuntimeGilStruct;
+  l.runtimeGil = minor == 8 ? 1152 : 352;
+  // 3.9 moved the collector's state from _PyRuntime into the interpreter.
+  l.gcModel = minor == 8 ? GcModel::RuntimeCollecting
+                         : GcModel::InterpreterCollecting;
+  l.gcCollecting = minor == 8 ? 544 : 816;
   l.interpModules = minor == 8 ? 56 : 856;
   l.tstateThreadId = 176;
   l.frameLasti = minor == 10 ? 96 : 104;
@@ -141,6 +156,8 @@ Layout py311() {
   Layout l = py3InterpreterFrameBase(11);
   l.gilModel = GilModel::RuntimeTstateCurrent;
   l.runtimeInterpretersHead = 40, l.runtimeTstateCurrent = 576;
+  l.gilLock = GilLockModel::RuntimeGilStruct, l.runtimeGil = 360;
+  l.gcModel = GcModel::InterpreterCollecting, l.gcCollecting = 848;
   l.interpNext = 0, l.interpThreadsHead = 16, l.interpModules = 888;
   l.tstateFrame = 56, l.cframeCurrentFrame = 8;
   l.tstateThreadId = 152, l.tstateNativeThreadId = 160;
@@ -158,6 +175,8 @@ Layout py312() {
   l.runtimeInterpretersHead = 40;
   l.interpNext = 0, l.interpThreadsHead = 72, l.interpModules = 944;
   l.interpGilPointer = 384;
+  l.gilLock = GilLockModel::InterpreterGilPointer;
+  l.gcModel = GcModel::InterpreterCollecting, l.gcCollecting = 312;
   l.tstateFrame = 56, l.cframeCurrentFrame = 0;
   l.tstateThreadId = 136, l.tstateNativeThreadId = 144;
   l.frameBack = 8, l.frameCode = 0;
@@ -176,6 +195,8 @@ Layout py313() {
   l.runtimeInterpretersHead = 632;
   l.interpNext = 7264, l.interpThreadsHead = 7344, l.interpModules = 7656;
   l.interpGilPointer = 16;
+  l.gilLock = GilLockModel::InterpreterGilPointer;
+  l.gcModel = GcModel::InterpreterCollecting, l.gcCollecting = 7600;
   l.tstateFrame = 72;
   l.tstateThreadId = 152, l.tstateNativeThreadId = 160;
   l.frameBack = 8, l.frameCode = 0;
@@ -236,6 +257,7 @@ struct DebugOffsetsPositions {
   unsigned dictKeys, dictValues;
   unsigned bytesSize, bytesSval;
   unsigned unicodeState, unicodeLength, asciiObjectSize;
+  unsigned interpGc, gcSize, gcCollecting;
 };
 
 // From Include/internal/pycore_runtime.h of 3.13.0.
@@ -250,6 +272,7 @@ constexpr DebugOffsetsPositions kDebugOffsets313 = {
     /*dict*/ 57, 58,
     /*bytes*/ 65, 66,
     /*unicode*/ 68, 69, 70,
+    /*interp.gc, gc*/ 10, 71, 72,
 };
 
 const DebugOffsetsPositions *debugOffsetsPositionsFor(int minor) {
@@ -328,6 +351,9 @@ llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem,
   if (w[pos->gilHolder] < w[pos->gilRuntimeState] ||
       w[pos->gilLocked] < w[pos->gilRuntimeState])
     return invalid("GIL fields precede the GIL struct");
+  if (!withinStruct(w[pos->gcCollecting], w[pos->gcSize], 4) ||
+      !withinStruct(w[pos->interpGc], w[pos->interpSize], w[pos->gcSize]))
+    return invalid("gc.collecting outside its struct");
 
   auto u32 = [](uint64_t v) { return static_cast<uint32_t>(v); };
   l.runtimeInterpretersHead = u32(w[pos->interpretersHead]);
@@ -337,6 +363,11 @@ llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem,
   l.interpGilPointer = u32(w[pos->cevalGil]);
   l.gilLastHolder = u32(w[pos->gilHolder] - w[pos->gilRuntimeState]);
   l.gilLocked = u32(w[pos->gilLocked] - w[pos->gilRuntimeState]);
+  // The waiters' futexes are not in the debug offsets: trust the built-in
+  // [cond, switch_cond) only while the fields before it have not moved.
+  if (l.gilLocked != base->gilLocked || l.gilLastHolder != base->gilLastHolder)
+    l.gilLock = GilLockModel::Unknown;
+  l.gcCollecting = u32(w[pos->interpGc] + w[pos->gcCollecting]);
   l.tstateNext = u32(w[pos->tstateNext]);
   l.tstateInterp = u32(w[pos->tstateInterp]);
   l.tstateFrame = u32(w[pos->currentFrame]);
@@ -382,6 +413,7 @@ std::string describeLayoutDifferences(const Layout &a, const Layout &b) {
   cmp("interp.ceval_gil", a.interpGilPointer, b.interpGilPointer);
   cmp("gil.last_holder", a.gilLastHolder, b.gilLastHolder);
   cmp("gil.locked", a.gilLocked, b.gilLocked);
+  cmp("gc.collecting", a.gcCollecting, b.gcCollecting);
   cmp("tstate.next", a.tstateNext, b.tstateNext);
   cmp("tstate.interp", a.tstateInterp, b.tstateInterp);
   cmp("tstate.current_frame", a.tstateFrame, b.tstateFrame);

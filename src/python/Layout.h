@@ -56,6 +56,24 @@ enum class GilModel {
   InterpreterGil,       // 3.12+: interp->ceval.gil → {last_holder, locked}
 };
 
+// Where the lock a thread waiting for the GIL sleeps on lives. A waiter
+// blocks in a futex on the GIL's condition variable or mutex (take_gil), so
+// its futex address tells it apart from threads blocked on anything else.
+enum class GilLockModel {
+  Unknown,              // no table for it (a layout the debug offsets moved)
+  StaticSemaphore,      // 2.7: `interpreter_lock`, a pointer to a malloc'ed sem_t
+  StaticCondMutex,      // 3.6: static `gil_cond` and `gil_mutex` in ceval_gil.h
+  RuntimeGilStruct,     // 3.7-3.11: _gil_runtime_state embedded in _PyRuntime
+  InterpreterGilPointer // 3.12+: interp->ceval.gil points at it
+};
+
+// Where the collector's "currently collecting" flag is.
+enum class GcModel {
+  StaticCollecting,    // 2.7/3.6: `static int collecting` in gcmodule.c
+  RuntimeCollecting,   // 3.7/3.8: _PyRuntime.gc.collecting
+  InterpreterCollecting // 3.9+: interp->gc.collecting
+};
+
 enum class StringModel { Py2, Py3 };
 
 // Dict and instance-dict layouts, needed only for thread names.
@@ -84,6 +102,18 @@ struct Layout {
   std::optional<uint32_t> interpGilPointer; // 3.12+: ceval.gil
   uint32_t gilLastHolder = 8, gilLocked = 16; // inside _gil_runtime_state
   GilModel gilModel = GilModel::CurrentThreadSymbol;
+
+  // GIL waiters and the collector (thread-state details). In every
+  // _gil_runtime_state (3.7-3.13): interval, last_holder, locked,
+  // switch_number, cond (+32), mutex (+80), switch_cond (+120), switch_mutex.
+  // [cond, switch_cond) covers what take_gil waits on; the switch pair is
+  // waited on by the thread *dropping* the GIL, so it is left out.
+  GilLockModel gilLock = GilLockModel::Unknown;
+  std::optional<uint32_t> runtimeGil; // 3.7-3.11: offset of ceval.gil
+  uint32_t gilWaitBegin = 32, gilWaitEnd = 120;
+  uint32_t condSize = 48, mutexSize = 40, semSize = 32; // glibc x86_64
+  GcModel gcModel = GcModel::StaticCollecting;
+  std::optional<uint32_t> gcCollecting; // int, in _PyRuntime or the interpreter
 
   // PyThreadState
   uint32_t tstateSize = 0;

@@ -221,6 +221,19 @@ llvm::Error validateRuntime(MemorySource &mem, const Interpreter &in) {
   return llvm::Error::success();
 }
 
+// 2.7/3.6: the GIL's lock and the collector's flag are static variables
+// (local symbols: .symtab only). Missing ones leave those details unknown.
+void locateStatics(const ElfImage &image, Interpreter &in) {
+  auto at = [&](const char *name) {
+    std::optional<uint64_t> sym = image.symbol(name);
+    return sym ? *sym + in.loadBias : 0;
+  };
+  in.gilLockPointerAddr = at("interpreter_lock");
+  in.gilCondAddr = at("gil_cond");
+  in.gilMutexAddr = at("gil_mutex");
+  in.gcCollectingAddr = at("collecting");
+}
+
 llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
                                           const ElfImage &image,
                                           const ModuleLoad &load) {
@@ -255,6 +268,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
     in.interpHeadAddr = *head + in.loadBias;
     if (auto current = image.symbol("_PyThreadState_Current"))
       in.currentTstateAddr = *current + in.loadBias;
+    locateStatics(image, in);
   } else {
     return locateError("no _PyRuntime or interp_head symbol in " + load.path);
   }

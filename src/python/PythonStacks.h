@@ -45,6 +45,11 @@ struct Interpreter {
   uint64_t runtimeAddr = 0;      // _PyRuntime (3.7+), 0 before
   uint64_t interpHeadAddr = 0;   // address of the first-interpreter pointer
   uint64_t currentTstateAddr = 0; // &_PyThreadState_Current (2.7/3.6), else 0
+  // 2.7/3.6 keep the GIL and the collector flag in static variables (local
+  // symbols, .symtab only); 0 when the symbol was not found.
+  uint64_t gilLockPointerAddr = 0; // 2.7: &interpreter_lock
+  uint64_t gilCondAddr = 0, gilMutexAddr = 0; // 3.6: &gil_cond, &gil_mutex
+  uint64_t gcCollectingAddr = 0;   // 2.7/3.6: &collecting
   std::vector<std::string> warnings; // e.g. debug offsets vs built-in table
 
   PythonVersion version() const { return layout.version; }
@@ -81,11 +86,41 @@ struct CapturedFrame {
   std::vector<LocalVariable> locals;
 };
 
+/// A half-open range of target addresses.
+struct AddressRange {
+  uint64_t begin = 0, end = 0;
+  bool contains(uint64_t addr) const { return addr >= begin && addr < end; }
+};
+
+/// Thread-state details read during the pause, beyond who holds the GIL.
+struct ThreadStatus {
+  // The futex words a thread waiting for the GIL sleeps on (its condition
+  // variable and mutex); empty when this version's GIL cannot be located.
+  std::vector<AddressRange> gilWaitFutexes;
+  // The collector runs on this thread (see Capture.cpp for how that is
+  // decided); nullopt when the collector's flag cannot be read.
+  std::optional<bool> collectingGarbage;
+};
+
+/// The system call a stopped thread was in, from its registers.
+struct SyscallStop {
+  long number = -1;    // orig_rax; -1 when not stopped in a system call
+  uint64_t arg0 = 0;   // rdi: for futex, the futex word's address
+};
+
+/// The thread's GIL state from what capture() read, the system call it was
+/// stopped in (nullopt: registers unknown, e.g. record --nonblocking) and
+/// its native frames (`take_gil` is proof of waiting).
+GilState classifyGil(bool holdsGil, const ThreadStatus &status,
+                     const std::optional<SyscallStop> &stop,
+                     const std::vector<Frame> &frames);
+
 struct CapturedThread {
   uint64_t tstateAddr = 0, interpAddr = 0;
   uint64_t threadIdent = 0;                  // pthread_t (threading ident)
   std::optional<uint64_t> nativeThreadId;    // 3.11+
   bool holdsGil = false;
+  ThreadStatus status;
   std::vector<CapturedFrame> frames;         // innermost first
   std::vector<std::string> errors;
 };
@@ -105,6 +140,7 @@ struct PythonThreadStack {
   uint64_t threadIdent = 0;
   std::optional<std::string> name; // threading.Thread.name, when readable
   bool holdsGil = false;
+  ThreadStatus status;
   std::vector<Frame> frames;       // Kind::Python, innermost first
   std::vector<std::string> errors;
 };

@@ -229,6 +229,7 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
     s.threadIdent = t.threadIdent;
     s.tid = threadTid(mem, t, tidOffset, known);
     s.holdsGil = t.holdsGil;
+    s.status = t.status;
     s.errors = t.errors;
     if (s.tid == 0)
       s.errors.push_back("cannot map Python thread " +

@@ -35,6 +35,20 @@ Value hex(uint64_t v) {
   return std::string(buf);
 }
 
+// "held", "waiting", "released"; null when not known (NotHeld: not holding,
+// but whether waiting is unknown).
+Value gilJson(const std::optional<GilState> &gil) {
+  if (!gil)
+    return nullptr;
+  switch (*gil) {
+  case GilState::Held: return "held";
+  case GilState::Waiting: return "waiting";
+  case GilState::Released: return "released";
+  case GilState::NotHeld: return nullptr;
+  }
+  return nullptr;
+}
+
 Value frameJson(const Frame &f) {
   bool native = f.kind == Frame::Kind::Native;
   Object o{
@@ -136,7 +150,9 @@ Value threadJson(const Thread &t) {
       {"state", t.state},
       {"wchan", opt(t.wchan)},
       {"python_thread_name", opt(t.pythonThreadName)},
-      {"holds_gil", opt(t.holdsGil)},
+      {"holds_gil", opt(t.holdsGil())},
+      {"gil", gilJson(t.gil)},
+      {"gc", opt(t.collectingGarbage)},
       {"idle", opt(t.idle)},
       {"frames_omitted", static_cast<int64_t>(t.framesOmitted)},
       {"errors", std::move(errors)},

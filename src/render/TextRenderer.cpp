@@ -58,8 +58,12 @@ void threadHeader(const Thread &t, llvm::raw_ostream &out) {
     out << (*t.idle ? "idle" : "active");
   else
     out << t.state;
-  if (t.holdsGil && *t.holdsGil)
+  if (t.gil == GilState::Held)
     out << ", holds the GIL";
+  else if (t.gil == GilState::Waiting)
+    out << ", waiting for the GIL";
+  if (t.collectingGarbage.value_or(false))
+    out << ", collecting garbage";
   if (t.wchan && !(t.idle && !*t.idle))
     out << ", in " << esc(*t.wchan);
   out << ")\n";

@@ -214,7 +214,8 @@ inline Process hostileProcess(Input &in) {
     th.state = kStates[in.byte() % 8];
     th.wchan = maybeString(in, 24);
     if (in.flag()) th.pythonThreadName = in.string(24);
-    if (in.flag()) th.holdsGil = in.flag();
+    if (in.flag()) th.gil = static_cast<GilState>(in.byte() % 4);
+    if (in.flag()) th.collectingGarbage = in.flag();
     if (in.flag()) th.idle = in.flag();
     th.framesOmitted = in.byte() % 3;
     for (int e = in.byte() % 3; e > 0; --e)

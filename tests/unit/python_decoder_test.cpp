@@ -301,6 +301,29 @@ TEST(PythonLayout, DebugOffsetsChangesAreReported) {
             std::string::npos);
 }
 
+TEST(PythonLayout, DebugOffsetsGcAndGilWaiters) {
+  FakeMemory mem;
+  std::vector<uint64_t> w = debugOffsets313();
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto layout = layoutFromDebugOffsets(mem, 0x5000);
+  ASSERT_TRUE(bool(layout));
+  EXPECT_EQ(layout->gcCollecting, 7600u); // interpreter_state.gc + gc.collecting
+  EXPECT_EQ(layout->gilLock, GilLockModel::InterpreterGilPointer);
+
+  w[17] += 8; // gil locked moved: the waiters' futex offsets are no longer known
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto moved = layoutFromDebugOffsets(mem, 0x5000);
+  ASSERT_TRUE(bool(moved));
+  EXPECT_EQ(moved->gilLock, GilLockModel::Unknown);
+
+  w = debugOffsets313();
+  w[72] = 4096; // gc.collecting outside gc's struct
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto bad = layoutFromDebugOffsets(mem, 0x5000);
+  EXPECT_FALSE(bool(bad));
+  llvm::consumeError(bad.takeError());
+}
+
 TEST(PythonLayout, VersionFormatting) {
   EXPECT_EQ(PythonVersion::fromHex(0x030b07f0).toString(), "3.11.7");
   EXPECT_EQ(PythonVersion::fromHex(0x030d00c3).toString(), "3.13.0rc3");
