@@ -120,22 +120,34 @@ def test_collector_is_the_finalizing_thread(python, tmp_path):
     collector, blocked = t.oracle["collector"], t.oracle["blocked"]
     if t.oracle["has_callbacks"]:
         assert t.oracle["verified_by_callbacks"], "the target's gc.callbacks disagree"
-    dump = harness.dump_json(t.pid)
-    by_tid = pyharness.threads_by_tid(dump)
-    if minor_version(t.oracle) not in GC_SUPPORTED:
-        assert all(by_tid[tid]["gc"] is None for tid in [collector] + blocked)
-        return
-    # The collector holds the GIL (nobody else can run Python) and runs gc.
-    assert by_tid[collector]["gil"] == "held", by_tid[collector]
-    assert by_tid[collector]["gc"] is True, by_tid[collector]
-    for tid in blocked:
-        assert by_tid[tid]["gc"] is False, by_tid[tid]
-        if minor_version(t.oracle) in GIL_WAIT_SUPPORTED:
-            assert by_tid[tid]["gil"] == "released", by_tid[tid]
-    frames = pyharness.python_frames(by_tid[collector])
-    assert frames and frames[0]["function"].endswith("__del__"), frames[:2]
-    res = harness.run_stackpeek(["dump", t.pid])
-    assert res.returncode == 0, res.stderr
+    supported = minor_version(t.oracle) in GC_SUPPORTED
+    # The collector spins in Python and nothing else wants the GIL, but 2.7's
+    # eval loop still releases and retakes it every 100 bytecodes, so a dump
+    # may catch it between the two (not holding, so not collecting either).
+    # Up to 3 dumps, text and JSON: one must show it holding the GIL and
+    # collecting; none may show a blocked thread collecting.
+    seen = []
+    for _ in range(3):
+        dump = harness.dump_json(t.pid)
+        by_tid = pyharness.threads_by_tid(dump)
+        frames = pyharness.python_frames(by_tid[collector])
+        assert frames and frames[0]["function"].endswith("__del__"), frames[:2]
+        if not supported:
+            assert all(by_tid[tid]["gc"] is None for tid in [collector] + blocked)
+            return
+        for tid in blocked:
+            assert by_tid[tid]["gc"] is False, by_tid[tid]
+            if minor_version(t.oracle) in GIL_WAIT_SUPPORTED:
+                assert by_tid[tid]["gil"] == "released", by_tid[tid]
+        seen.append((by_tid[collector]["gil"], by_tid[collector]["gc"]))
+        if seen[-1] == ("held", True):
+            break
+    assert ("held", True) in seen, seen
+    for _ in range(3):
+        res = harness.run_stackpeek(["dump", t.pid])
+        assert res.returncode == 0, res.stderr
+        if "holds the GIL, collecting garbage" in res.stdout:
+            break
     assert "holds the GIL, collecting garbage" in res.stdout, res.stdout
     harness.assert_running(t.pid)
 
