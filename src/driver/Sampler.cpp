@@ -148,6 +148,7 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   if (interp_) {
     python::CaptureLimits limits;
     limits.onlyTids = chosen; // only the sampled threads' chains, for a short pause
+    limits.hints = &tstateHints_;
     auto c = python::capture(*interp_, live_, limits);
     if (c)
       captured = std::move(*c);

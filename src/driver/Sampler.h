@@ -87,6 +87,7 @@ private:
   std::unique_ptr<Symbolizer> symbolizer_;
   ThreadActivity activity_;
   python::CodeCache codes_{/*persistent=*/true};
+  python::ThreadStateHints tstateHints_;
   std::map<pid_t, std::string> threadNames_;
 };
 

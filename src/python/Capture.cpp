@@ -229,25 +229,32 @@ CapturedThread captureThread(const Layout &l, MemorySource &mem,
   return t;
 }
 
+// The OS thread id of a thread state: native_thread_id (3.11+), else from
+// glibc's struct pthread that thread_id points to; nullopt if unreadable.
+std::optional<int64_t> tidOf(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
+                             uint64_t pthreadTidOffset) {
+  if (l.tstateNativeThreadId)
+    return static_cast<int64_t>(tstate.pointer(*l.tstateNativeThreadId));
+  int32_t fromPthread = 0;
+  uint64_t ident = tstate.pointer(l.tstateThreadId);
+  if (!ident || !mem.read(ident + pthreadTidOffset, &fromPthread, 4))
+    return std::nullopt;
+  return fromPthread;
+}
+
 // Whether the thread state belongs to one of limits.onlyTids (always, when
-// that list is empty). The tid comes from native_thread_id (3.11+) or from
-// glibc's struct pthread that thread_id points to.
-bool wanted(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
-            const CaptureLimits &limits) {
-  if (limits.onlyTids.empty())
+// that list is empty, or when its tid cannot be read: resolve() sorts it out).
+bool wanted(std::optional<int64_t> tid, const CaptureLimits &limits) {
+  if (limits.onlyTids.empty() || !tid)
     return true;
-  int64_t tid = 0;
-  if (l.tstateNativeThreadId) {
-    tid = static_cast<int64_t>(tstate.pointer(*l.tstateNativeThreadId));
-  } else {
-    int32_t fromPthread = 0;
-    uint64_t ident = tstate.pointer(l.tstateThreadId);
-    if (!ident || !mem.read(ident + limits.pthreadTidOffset, &fromPthread, 4))
-      return true; // cannot tell: keep it, resolve() sorts it out
-    tid = fromPthread;
-  }
-  return std::find(limits.onlyTids.begin(), limits.onlyTids.end(), tid) !=
+  return std::find(limits.onlyTids.begin(), limits.onlyTids.end(), *tid) !=
          limits.onlyTids.end();
+}
+
+InterpreterFacts interpreterFacts(const Interpreter &in, MemorySource &mem,
+                                  const RemoteStruct &interp) {
+  return {gilHolder(in, mem, interp), gilWaitFutexes(in, mem, interp),
+          gcCollecting(in, mem, interp)};
 }
 
 // Threads of one interpreter, newest first as CPython links them.
@@ -256,9 +263,7 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                         std::unordered_set<uint64_t> &seenThreads,
                         CapturedPython &out) {
   const Layout &l = in.layout;
-  InterpreterFacts facts{gilHolder(in, mem, interp),
-                         gilWaitFutexes(in, mem, interp),
-                         gcCollecting(in, mem, interp)};
+  InterpreterFacts facts = interpreterFacts(in, mem, interp);
   uint64_t tstateAddr = interp.pointer(l.interpThreadsHead);
   while (tstateAddr != 0) {
     if (out.threads.size() >= limits.maxThreads) {
@@ -281,21 +286,86 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                            " belongs to another interpreter; list cut");
       return;
     }
-    if (wanted(l, mem, *tstate, limits))
+    // A dump wants every thread: its tid (one more read before 3.11) is
+    // needed only to filter or to fill the sampler's hints.
+    std::optional<int64_t> tid;
+    if (limits.hints || !limits.onlyTids.empty())
+      tid = tidOf(l, mem, *tstate, limits.pthreadTidOffset);
+    if (limits.hints && tid)
+      limits.hints->tstateByTid[pid_t(*tid)] = tstateAddr;
+    if (wanted(tid, limits))
       out.threads.push_back(
           captureThread(l, mem, *tstate, interp.address(), facts, limits));
     tstateAddr = tstate->pointer(l.tstateNext);
   }
 }
 
+// The sampler's short way (ThreadStateHints): read only the chosen
+// threads' states where the last walk found them. nullopt: walk instead.
+std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySource &mem,
+                                               const CaptureLimits &limits) {
+  ThreadStateHints &hints = *limits.hints;
+  if (!hints.valid || ++hints.capturesSinceWalk >= ThreadStateHints::kFullWalkEvery)
+    return std::nullopt;
+  const Layout &l = in.layout;
+  auto head = mem.readValue<uint64_t>(in.interpHeadAddr);
+  auto interp = RemoteStruct::read(mem, hints.interpAddr, l.interpSize);
+  if (!head || *head != hints.interpAddr || !interp) {
+    if (!head)
+      llvm::consumeError(head.takeError());
+    if (!interp)
+      llvm::consumeError(interp.takeError());
+    return std::nullopt;
+  }
+  if (interp->pointer(l.interpNext) != 0)
+    return std::nullopt;
+  InterpreterFacts facts = interpreterFacts(in, mem, *interp);
+  CapturedPython out;
+  for (pid_t tid : limits.onlyTids) {
+    auto hint = hints.tstateByTid.find(tid);
+    if (hint == hints.tstateByTid.end()) {
+      if (hints.withoutPython.count(tid))
+        continue; // no thread state at the last walk: a native thread
+      return std::nullopt; // a new thread: walk to find it
+    }
+    auto tstate = RemoteStruct::read(mem, hint->second, l.tstateSize);
+    if (!tstate) {
+      llvm::consumeError(tstate.takeError());
+      return std::nullopt;
+    }
+    if (tstate->pointer(l.tstateInterp) != hints.interpAddr ||
+        tidOf(l, mem, *tstate, limits.pthreadTidOffset) != int64_t(tid))
+      return std::nullopt; // freed, or reused for another thread
+    out.threads.push_back(captureThread(l, mem, *tstate, hints.interpAddr, facts, limits));
+  }
+  return out;
+}
+
+// After a full walk: what the hints may serve until the next one.
+void refreshHints(ThreadStateHints &hints, uint64_t firstInterp, size_t interpreters,
+                  const CaptureLimits &limits) {
+  hints.valid = interpreters == 1;
+  hints.interpAddr = firstInterp;
+  hints.capturesSinceWalk = 0;
+  hints.withoutPython.clear();
+  for (pid_t tid : limits.onlyTids)
+    if (!hints.tstateByTid.count(tid))
+      hints.withoutPython.insert(tid);
+}
+
 } // namespace
 
 llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
                                        const CaptureLimits &limits) {
+  if (limits.hints && !limits.onlyTids.empty())
+    if (std::optional<CapturedPython> quick = captureFromHints(in, mem, limits))
+      return std::move(*quick);
   const Layout &l = in.layout;
   auto head = mem.readValue<uint64_t>(in.interpHeadAddr);
   if (!head)
     return head.takeError();
+  if (limits.hints)
+    limits.hints->tstateByTid.clear();
   CapturedPython out;
   std::unordered_set<uint64_t> seenInterps, seenThreads;
   for (uint64_t interpAddr = *head; interpAddr != 0;) {
@@ -316,6 +386,8 @@ llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
     captureInterpreter(in, mem, *interp, limits, seenThreads, out);
     interpAddr = interp->pointer(l.interpNext);
   }
+  if (limits.hints)
+    refreshHints(*limits.hints, *head, seenInterps.size(), limits);
   return out;
 }
 

@@ -25,6 +25,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,23 @@ struct Interpreter {
 /// (unsupported version, runtime not initialised, unreadable file, ...).
 llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem);
 
+/// Where each OS thread's thread state was at the last full walk of the
+/// thread list, kept by a caller that captures over and over (the sampler).
+/// With it, capture() reads just the thread states of `onlyTids` instead
+/// of walking all of them: for a server with 200 threads, 2 reads instead
+/// of 200 during the pause. A hint is used only after checking that the
+/// thread state there still names that thread and interpreter; any miss
+/// falls back to a full walk, which refreshes the hints, as does every
+/// kFullWalkEvery-th capture (new threads, freed thread states).
+struct ThreadStateHints {
+  static constexpr unsigned kFullWalkEvery = 100;
+  uint64_t interpAddr = 0;                         // the only interpreter
+  std::unordered_map<pid_t, uint64_t> tstateByTid; // tid -> thread state
+  std::unordered_set<pid_t> withoutPython; // chosen, but no thread state
+  unsigned capturesSinceWalk = 0;
+  bool valid = false; // false: walk (set after a walk of one interpreter)
+};
+
 /// Limits for capture; the defaults bound a hostile or corrupt target.
 struct CaptureLimits {
   size_t maxInterpreters = 64;
@@ -71,6 +90,7 @@ struct CaptureLimits {
   // from glibc's struct pthread at pthreadTidOffset (resolve() validates it).
   std::vector<pid_t> onlyTids;
   uint64_t pthreadTidOffset = 0x2d0;
+  ThreadStateHints *hints = nullptr; // used with onlyTids only
 };
 
 struct CapturedFrame {

@@ -716,3 +716,58 @@ TEST(PythonCodeCache, ReusesUnchangedCodeAndRereadsReplacedCode) {
   // Within one pass, one validation per code object, however many frames.
   EXPECT_EQ(cache.size(), 1u);
 }
+
+// --- the sampler's thread-state hints ----------------------------------------
+
+TEST(PythonCaptureHints, ReadsOnlyChosenThreadsAndWalksAgainOnAnyDoubt) {
+  FakeRuntime rt(11);
+  FakePython py(rt.heap, rt.in.layout);
+  const Layout &l = rt.in.layout;
+  uint64_t code = py.code("work", "/app/lib.py", 20, oneLineTable(8, 1));
+  std::vector<uint64_t> states;
+  for (int i = 0; i < 50; ++i)
+    states.push_back(rt.addThread(rt.iframe(code, 2, 0, 0, true), 1000 + i));
+
+  ThreadStateHints hints;
+  CaptureLimits limits;
+  limits.onlyTids = {1007};
+  limits.hints = &hints;
+  size_t before = rt.mem.readCount();
+  auto walked = capture(rt.in, rt.mem, limits);
+  size_t walkReads = rt.mem.readCount() - before;
+  ASSERT_TRUE(bool(walked));
+  ASSERT_EQ(walked->threads.size(), 1u);
+  EXPECT_TRUE(hints.valid);
+  EXPECT_EQ(hints.tstateByTid.size(), 50u);
+
+  // Next capture: the one chosen thread state, not the 50.
+  before = rt.mem.readCount();
+  auto quick = capture(rt.in, rt.mem, limits);
+  size_t quickReads = rt.mem.readCount() - before;
+  ASSERT_TRUE(bool(quick));
+  ASSERT_EQ(quick->threads.size(), 1u);
+  EXPECT_EQ(quick->threads[0].nativeThreadId, 1007u);
+  EXPECT_EQ(quick->threads[0].frames.size(), 1u);
+  EXPECT_LT(quickReads * 5, walkReads);
+
+  // The thread state now names another thread (freed and reused): the hint
+  // is not trusted, the list is walked, and the thread is found elsewhere.
+  rt.heap.put(states[7] + *l.tstateNativeThreadId, uint64_t(5555));
+  uint64_t moved = rt.addThread(rt.iframe(code, 2, 0, 0, true), 1007);
+  auto rewalked = capture(rt.in, rt.mem, limits);
+  ASSERT_TRUE(bool(rewalked));
+  ASSERT_EQ(rewalked->threads.size(), 1u);
+  EXPECT_EQ(rewalked->threads[0].tstateAddr, moved);
+  EXPECT_EQ(hints.tstateByTid.at(1007), moved);
+
+  // A chosen thread with no thread state (a native thread) does not force
+  // a walk on every capture once a walk has not found it.
+  limits.onlyTids = {1007, 4242};
+  capture(rt.in, rt.mem, limits);
+  EXPECT_TRUE(hints.withoutPython.count(4242));
+  before = rt.mem.readCount();
+  auto mixed = capture(rt.in, rt.mem, limits);
+  ASSERT_TRUE(bool(mixed));
+  EXPECT_EQ(mixed->threads.size(), 1u);
+  EXPECT_LT((rt.mem.readCount() - before) * 5, walkReads);
+}
