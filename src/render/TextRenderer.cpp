@@ -211,38 +211,57 @@ std::string taskLabel(const AsyncioTask &t) {
 
 // One task and, below it, its coroutine stack and the tasks it awaits
 // (those whose awaited_by names it), like `python -m asyncio pstree`.
-void taskTree(const AsyncioTask &t,
-              const std::map<std::string, std::vector<const AsyncioTask *>> &awaits,
-              std::set<std::string> &onPath, std::set<std::string> &printed,
-              const std::string &indent, bool last, llvm::raw_ostream &out) {
-  printed.insert(t.id);
-  out << indent << (last ? "└── " : "├── ") << taskLabel(t) << "\n";
-  std::string inner = indent + (last ? "    " : "│   ");
-  auto children = awaits.find(t.id);
-  size_t nChildren = children == awaits.end() ? 0 : children->second.size();
-  for (size_t i = 0; i < t.stack.size(); ++i) {
-    const Frame &f = t.stack[i];
-    bool lastLine = i + 1 == t.stack.size() && nChildren == 0 && !t.awaiting;
-    out << inner << (lastLine ? "└── " : "├── ") << " "
-        << esc(f.function.value_or("<unknown>")) << " "
-        << esc(f.file.value_or("<unknown>")) << ":"
-        << (f.line ? std::to_string(*f.line) : std::string("?")) << "\n";
-  }
-  if (t.awaiting)
-    out << inner << (nChildren == 0 ? "└── " : "├── ") << "awaiting "
-        << esc(*t.awaiting) << "\n";
-  if (!onPath.insert(t.id).second)
-    return;
-  for (size_t i = 0; i < nChildren; ++i) {
-    const AsyncioTask *c = children->second[i];
-    if (onPath.count(c->id)) {
-      out << inner << "└── (cycle: " << taskLabel(*c) << " " << c->id << ")\n";
-      continue;
+// The task graph comes from the target, so it is treated as hostile: a task
+// awaited by several others is expanded under the first only (later places
+// name it), an await cycle is named where it closes, and nesting stops at
+// kMaxTaskDepth (deeper tasks start trees of their own), so output stays
+// linear in the number of tasks and the recursion bounded.
+constexpr size_t kMaxTaskDepth = 64;
+
+struct TaskTreePrinter {
+  const std::map<std::string, std::vector<const AsyncioTask *>> &awaits;
+  llvm::raw_ostream &out;
+  std::set<std::string> onPath, printed;
+
+  void print(const AsyncioTask &t, const std::string &indent, bool last, size_t depth) {
+    printed.insert(t.id);
+    out << indent << (last ? "└── " : "├── ") << taskLabel(t) << "\n";
+    std::string inner = indent + (last ? "    " : "│   ");
+    auto children = awaits.find(t.id);
+    size_t nChildren = children == awaits.end() ? 0 : children->second.size();
+    for (size_t i = 0; i < t.stack.size(); ++i) {
+      const Frame &f = t.stack[i];
+      bool lastLine = i + 1 == t.stack.size() && nChildren == 0 && !t.awaiting;
+      out << inner << (lastLine ? "└── " : "├── ") << " "
+          << esc(f.function.value_or("<unknown>")) << " "
+          << esc(f.file.value_or("<unknown>")) << ":"
+          << (f.line ? std::to_string(*f.line) : std::string("?")) << "\n";
     }
-    taskTree(*c, awaits, onPath, printed, inner, i + 1 == nChildren, out);
+    if (t.awaiting)
+      out << inner << (nChildren == 0 ? "└── " : "├── ") << "awaiting "
+          << esc(*t.awaiting) << "\n";
+    if (nChildren == 0)
+      return;
+    if (depth >= kMaxTaskDepth) {
+      out << inner << "└── (" << nChildren << " awaited task"
+          << (nChildren == 1 ? "" : "s") << " deeper than " << kMaxTaskDepth
+          << " levels: their own trees follow)\n";
+      return;
+    }
+    onPath.insert(t.id);
+    for (size_t i = 0; i < nChildren; ++i) {
+      const AsyncioTask *c = children->second[i];
+      const char *branch = i + 1 == nChildren ? "└── " : "├── ";
+      if (onPath.count(c->id))
+        out << inner << branch << "(cycle: " << taskLabel(*c) << " " << c->id << ")\n";
+      else if (printed.count(c->id))
+        out << inner << branch << "(" << taskLabel(*c) << " " << c->id << ", shown above)\n";
+      else
+        print(*c, inner, i + 1 == nChildren, depth + 1);
+    }
+    onPath.erase(t.id);
   }
-  onPath.erase(t.id);
-}
+};
 
 void asyncioSection(const AsyncioSnapshot &a, llvm::raw_ostream &out) {
   for (const AsyncioLoop &loop : a.loops) {
@@ -266,13 +285,13 @@ void asyncioSection(const AsyncioSnapshot &a, llvm::raw_ostream &out) {
       if (!awaited)
         roots.push_back(&t);
     }
-    std::set<std::string> onPath, printed;
+    TaskTreePrinter tree{awaits, out, {}, {}};
     for (size_t i = 0; i < roots.size(); ++i)
-      taskTree(*roots[i], awaits, onPath, printed, "", i + 1 == roots.size(), out);
+      tree.print(*roots[i], "", i + 1 == roots.size(), 0);
     // Tasks only reachable through an await cycle have no root: start there.
     for (const AsyncioTask &t : loop.tasks)
-      if (!printed.count(t.id))
-        taskTree(t, awaits, onPath, printed, "", true, out);
+      if (!tree.printed.count(t.id))
+        tree.print(t, "", true, 0);
   }
   for (const std::string &e : a.errors)
     out << "Note: asyncio: " << esc(e) << "\n";

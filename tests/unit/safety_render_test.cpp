@@ -6,6 +6,8 @@
 // errors), so a new field printed without escaping fails here at once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "llvm/Support/JSON.h"
 
 #include "../fuzz/FuzzTargets.h"
@@ -88,4 +90,57 @@ TEST(SafetyRender, JsonIsValidWithInvalidUtf8Replaced) {
   ASSERT_TRUE(command.hasValue());
   EXPECT_NE(command->str().find("\xef\xbf\xbd"), std::string::npos); // U+FFFD
   EXPECT_TRUE(command->startswith("\x1b[2J")); // JSON keeps the text, escaped by the encoder
+}
+
+// A task graph from a hostile target: a chain 10,000 tasks long and a
+// lattice where every task of a level is awaited by both of the level
+// above (2^40 paths from the top). The text tree must stay linear in the
+// number of tasks and must not recurse without bound.
+namespace {
+std::string renderTasks(const std::vector<AsyncioTask> &tasks) {
+  Process p;
+  p.pid = 1;
+  AsyncioLoop loop;
+  loop.id = "0x1";
+  loop.tasks = tasks;
+  p.asyncio = AsyncioSnapshot{};
+  p.asyncio->loops.push_back(loop);
+  auto r = makeTextRenderer(RenderOptions{});
+  std::string out;
+  llvm::raw_string_ostream os(out);
+  r->begin(os);
+  r->render(p, os);
+  r->end(os);
+  os.flush();
+  return out;
+}
+size_t lines(const std::string &s) { return std::count(s.begin(), s.end(), '\n'); }
+} // namespace
+
+TEST(SafetyRender, AsyncioTaskTreeStaysLinearAndBounded) {
+  std::vector<AsyncioTask> chain(10000);
+  for (size_t i = 0; i < chain.size(); ++i) {
+    chain[i].id = "c" + std::to_string(i);
+    chain[i].name = "Task-" + std::to_string(i);
+    if (i > 0)
+      chain[i].awaitedBy = {chain[i - 1].id};
+  }
+  std::string text = renderTasks(chain);
+  EXPECT_NE(text.find("deeper than"), std::string::npos);
+  EXPECT_LT(lines(text), 2 * chain.size() + 10);
+
+  std::vector<AsyncioTask> lattice;
+  for (int level = 0; level < 40; ++level)
+    for (int k = 0; k < 2; ++k) {
+      AsyncioTask t;
+      t.id = "l" + std::to_string(level) + "." + std::to_string(k);
+      t.name = t.id;
+      if (level > 0)
+        t.awaitedBy = {"l" + std::to_string(level - 1) + ".0",
+                       "l" + std::to_string(level - 1) + ".1"};
+      lattice.push_back(t);
+    }
+  text = renderTasks(lattice);
+  EXPECT_NE(text.find("shown above"), std::string::npos);
+  EXPECT_LT(lines(text), 4 * lattice.size() + 10);
 }
