@@ -4,206 +4,247 @@
 // fields. Absent facts are null, never invented. Addresses are hex strings
 // because JSON numbers lose precision above 2^53. Every string passes through
 // sanitizeUtf8, so the document is valid JSON whatever the target contains.
+//
+// Written as a stream (llvm::json::OStream), not built as a json::Value
+// tree: a dump with --locals or --async holds hundreds of thousands of
+// fields, and building, sorting and freeing a tree of them cost several
+// times what reading them from the target did.
 #include "render/Escape.h"
 #include "render/Renderer.h"
 
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
 namespace stackpeek {
 
 namespace {
 
-using llvm::json::Array;
-using llvm::json::Object;
-using llvm::json::Value;
+using llvm::json::OStream;
 
-Value str(const std::string &s) { return sanitizeUtf8(s); }
+class Writer {
+public:
+  explicit Writer(OStream &j) : j_(j) {}
 
-template <class T> Value opt(const std::optional<T> &v) {
-  if (!v)
-    return nullptr;
-  if constexpr (std::is_same_v<T, std::string>)
-    return str(*v);
-  else
-    return *v;
-}
-
-Value hex(uint64_t v) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return std::string(buf);
-}
-
-// "held", "waiting", "released"; null when not known (NotHeld: not holding,
-// but whether waiting is unknown).
-Value gilJson(const std::optional<GilState> &gil) {
-  if (!gil)
-    return nullptr;
-  switch (*gil) {
-  case GilState::Held: return "held";
-  case GilState::Waiting: return "waiting";
-  case GilState::Released: return "released";
-  case GilState::NotHeld: return nullptr;
+  void process(const Process &p) {
+    j_.object([&] {
+      j_.attribute("pid", p.pid);
+      optional("ppid", p.parentPid);
+      string("command", p.command);
+      string("executable", p.executable);
+      j_.attributeBegin("python");
+      if (p.python)
+        j_.object([&] {
+          string("version", p.python->version);
+          string("implementation", p.python->implementation);
+        });
+      else
+        j_.value(nullptr);
+      j_.attributeEnd();
+      optional("pause_us", p.pauseMicros);
+      strings("errors", p.errors);
+      j_.attributeArray("threads", [&] {
+        for (const Thread &t : p.threads)
+          thread(t);
+      });
+      j_.attributeBegin("asyncio");
+      if (p.asyncio)
+        asyncio(*p.asyncio);
+      else
+        j_.value(nullptr);
+      j_.attributeEnd();
+    });
   }
-  return nullptr;
-}
 
-Value frameJson(const Frame &f) {
-  bool native = f.kind == Frame::Kind::Native;
-  Object o{
-      {"kind", native ? "native" : "python"},
-      {"address", native ? hex(f.address) : Value(nullptr)},
-      {"function", opt(f.function)},
-      {"module", opt(f.module)},
-      {"module_offset", f.moduleOffset ? hex(*f.moduleOffset) : Value(nullptr)},
-      {"file", opt(f.file)},
-      {"line", opt(f.line)},
-      {"column", opt(f.column)},
-      {"inlined", f.inlined},
-  };
-  if (!native) {
-    o["end_line"] = opt(f.endLine);
-    o["end_column"] = opt(f.endColumn);
+private:
+  void string(llvm::StringRef key, const std::string &s) {
+    j_.attribute(key, sanitizeUtf8(s));
   }
-  if (!f.locals.empty()) {
-    Object locals;
-    for (const LocalVariable &v : f.locals)
-      locals[sanitizeUtf8(v.name)] =
-          Object{{"repr", str(v.repr)}, {"type", opt(v.type)}};
-    o["locals"] = std::move(locals);
+  template <class T> void optional(llvm::StringRef key, const std::optional<T> &v) {
+    if (!v)
+      j_.attribute(key, nullptr);
+    else if constexpr (std::is_same_v<T, std::string>)
+      string(key, *v);
+    else
+      j_.attribute(key, *v);
   }
-  if (f.error)
-    o["error"] = str(*f.error);
-  return o;
-}
-
-Value framesJson(const std::vector<Frame> &frames) {
-  Array out;
-  out.reserve(frames.size()); // json::Value's move is not noexcept: a
-                              // growing vector would deep-copy its elements
-  for (const Frame &f : frames)
-    out.push_back(frameJson(f));
-  return out;
-}
-
-// The flat chain [handled, its cause/context, ...] as nested objects.
-Value exceptionJson(const std::vector<PythonException> &chain) {
-  Value next = nullptr;
-  std::string nextRelation;
-  for (size_t i = chain.size(); i-- > 0;) {
-    const PythonException &e = chain[i];
-    Object o{{"type", str(e.type)}, {"message", str(e.message)}};
-    o["traceback"] = framesJson(e.traceback);
-    if (e.error)
-      o["error"] = str(*e.error);
-    if (!nextRelation.empty())
-      o[nextRelation] = std::move(next);
-    nextRelation = e.chainedAs;
-    next = std::move(o);
+  void strings(llvm::StringRef key, const std::vector<std::string> &values) {
+    j_.attributeArray(key, [&] {
+      for (const std::string &v : values)
+        j_.value(sanitizeUtf8(v));
+    });
   }
-  return next;
-}
-
-Value asyncioJson(const AsyncioSnapshot &a) {
-  Array loops, errors;
-  for (const AsyncioLoop &loop : a.loops) {
-    Array tasks;
-    tasks.reserve(loop.tasks.size());
-    for (const AsyncioTask &t : loop.tasks) {
-      Array awaitedBy;
-      for (const std::string &id : t.awaitedBy)
-        awaitedBy.push_back(id);
-      Object o{{"id", t.id},
-               {"name", str(t.name)},
-               {"state", t.state},
-               {"awaiting", opt(t.awaiting)}};
-      // Moved in, not listed above: an initializer list would deep-copy.
-      o["stack"] = framesJson(t.stack);
-      o["awaited_by"] = std::move(awaitedBy);
-      if (t.error)
-        o["error"] = str(*t.error);
-      tasks.push_back(std::move(o));
+  void hex(llvm::StringRef key, std::optional<uint64_t> v) {
+    if (!v) {
+      j_.attribute(key, nullptr);
+      return;
     }
-    Object o{{"id", loop.id}, {"thread", opt(loop.thread)}};
-    o["tasks"] = std::move(tasks);
-    loops.push_back(std::move(o));
+    char buf[24];
+    snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(*v));
+    j_.attribute(key, llvm::StringRef(buf));
   }
-  for (const std::string &e : a.errors)
-    errors.push_back(str(e));
-  Object o;
-  o["loops"] = std::move(loops);
-  o["errors"] = std::move(errors);
-  return o;
-}
 
-Value threadJson(const Thread &t) {
-  Array frames, errors;
-  frames.reserve(t.frames.size());
-  for (const Frame &f : t.frames)
-    frames.push_back(frameJson(f));
-  for (const std::string &e : t.errors)
-    errors.push_back(str(e));
-  Object o{
-      {"tid", t.tid},
-      {"name", str(t.name)},
-      {"state", t.state},
-      {"wchan", opt(t.wchan)},
-      {"python_thread_name", opt(t.pythonThreadName)},
-      {"holds_gil", opt(t.holdsGil())},
-      {"gil", gilJson(t.gil)},
-      {"gc", opt(t.collectingGarbage)},
-      {"idle", opt(t.idle)},
-      {"frames_omitted", static_cast<int64_t>(t.framesOmitted)},
-      {"errors", std::move(errors)},
-  };
-  // Moved in after construction: an initializer list would deep-copy them.
-  o["frames"] = std::move(frames);
-  o["handling_exception"] = exceptionJson(t.handlingException);
-  return o;
-}
+  // "held", "waiting", "released"; null when not known (NotHeld: not
+  // holding, but whether waiting is unknown).
+  static const char *gilName(const std::optional<GilState> &gil) {
+    if (!gil)
+      return nullptr;
+    switch (*gil) {
+    case GilState::Held: return "held";
+    case GilState::Waiting: return "waiting";
+    case GilState::Released: return "released";
+    case GilState::NotHeld: return nullptr;
+    }
+    return nullptr;
+  }
 
-Value processJson(const Process &p) {
-  Array threads, errors;
-  threads.reserve(p.threads.size());
-  for (const Thread &t : p.threads)
-    threads.push_back(threadJson(t));
-  for (const std::string &e : p.errors)
-    errors.push_back(str(e));
-  Value python = nullptr;
-  if (p.python)
-    python = Object{{"version", p.python->version},
-                    {"implementation", p.python->implementation}};
-  Object o{
-      {"pid", p.pid},
-      {"ppid", opt(p.parentPid)},
-      {"command", str(p.command)},
-      {"executable", str(p.executable)},
-      {"python", std::move(python)},
-      {"pause_us", opt(p.pauseMicros)},
-      {"errors", std::move(errors)},
-  };
-  o["threads"] = std::move(threads);
-  o["asyncio"] = p.asyncio ? asyncioJson(*p.asyncio) : Value(nullptr);
-  return o;
-}
+  void frame(const Frame &f) {
+    bool native = f.kind == Frame::Kind::Native;
+    j_.object([&] {
+      j_.attribute("kind", native ? "native" : "python");
+      hex("address", native ? std::optional<uint64_t>(f.address) : std::nullopt);
+      optional("function", f.function);
+      optional("module", f.module);
+      hex("module_offset", f.moduleOffset);
+      optional("file", f.file);
+      optional("line", f.line);
+      optional("column", f.column);
+      if (!native) {
+        optional("end_line", f.endLine);
+        optional("end_column", f.endColumn);
+      }
+      j_.attribute("inlined", f.inlined);
+      if (!f.locals.empty())
+        j_.attributeObject("locals", [&] {
+          for (const LocalVariable &v : f.locals)
+            j_.attributeObject(sanitizeUtf8(v.name), [&] {
+              string("repr", v.repr);
+              optional("type", v.type);
+            });
+        });
+      if (f.error)
+        string("error", *f.error);
+    });
+  }
+  void frames(llvm::StringRef key, const std::vector<Frame> &list) {
+    j_.attributeArray(key, [&] {
+      for (const Frame &f : list)
+        frame(f);
+    });
+  }
 
-// One process: one JSON object. Several: an array of them.
+  // The flat chain [handled, its cause/context, ...] as nested objects.
+  void exception(const std::vector<PythonException> &chain, size_t i) {
+    const PythonException &e = chain[i];
+    j_.object([&] {
+      string("type", e.type);
+      string("message", e.message);
+      frames("traceback", e.traceback);
+      if (e.error)
+        string("error", *e.error);
+      // chainedAs says how an entry relates to the one before it.
+      if (i + 1 < chain.size() && !chain[i + 1].chainedAs.empty()) {
+        j_.attributeBegin(chain[i + 1].chainedAs);
+        exception(chain, i + 1);
+        j_.attributeEnd();
+      }
+    });
+  }
+
+  void asyncio(const AsyncioSnapshot &a) {
+    j_.object([&] {
+      j_.attributeArray("loops", [&] {
+        for (const AsyncioLoop &loop : a.loops)
+          j_.object([&] {
+            j_.attribute("id", loop.id);
+            optional("thread", loop.thread);
+            j_.attributeArray("tasks", [&] {
+              for (const AsyncioTask &t : loop.tasks)
+                task(t);
+            });
+          });
+      });
+      strings("errors", a.errors);
+    });
+  }
+  void task(const AsyncioTask &t) {
+    j_.object([&] {
+      j_.attribute("id", t.id);
+      string("name", t.name);
+      j_.attribute("state", t.state);
+      optional("awaiting", t.awaiting);
+      frames("stack", t.stack);
+      j_.attributeArray("awaited_by", [&] {
+        for (const std::string &id : t.awaitedBy)
+          j_.value(id);
+      });
+      if (t.error)
+        string("error", *t.error);
+    });
+  }
+
+  void thread(const Thread &t) {
+    j_.object([&] {
+      j_.attribute("tid", t.tid);
+      string("name", t.name);
+      j_.attribute("state", t.state);
+      optional("wchan", t.wchan);
+      optional("python_thread_name", t.pythonThreadName);
+      optional("holds_gil", t.holdsGil());
+      if (const char *gil = gilName(t.gil))
+        j_.attribute("gil", gil);
+      else
+        j_.attribute("gil", nullptr);
+      optional("gc", t.collectingGarbage);
+      optional("idle", t.idle);
+      j_.attribute("frames_omitted", static_cast<int64_t>(t.framesOmitted));
+      strings("errors", t.errors);
+      frames("frames", t.frames);
+      j_.attributeBegin("handling_exception");
+      if (t.handlingException.empty())
+        j_.value(nullptr);
+      else
+        exception(t.handlingException, 0);
+      j_.attributeEnd();
+    });
+  }
+
+  OStream &j_;
+};
+
+// One process: one JSON object. Several: an array of them. Which it is is
+// known only at end(), so each document is kept as text until then.
 class JsonRenderer : public Renderer {
 public:
   void render(const Process &process, llvm::raw_ostream &) override {
-    documents_.push_back(processJson(process));
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    OStream j(os, 2);
+    Writer(j).process(process);
+    os.flush();
+    documents_.push_back(std::move(text));
   }
   void end(llvm::raw_ostream &out) override {
-    if (documents_.size() == 1)
-      out << llvm::formatv("{0:2}", documents_.front()) << "\n";
-    else
-      out << llvm::formatv("{0:2}", Value(std::move(documents_))) << "\n";
+    if (documents_.size() == 1) {
+      out << documents_.front() << "\n";
+    } else {
+      // JSON strings hold no raw newline, so indenting every line of a
+      // document nests it in the array.
+      out << "[";
+      for (size_t i = 0; i < documents_.size(); ++i) {
+        out << (i ? ",\n" : "\n");
+        llvm::StringRef rest = documents_[i];
+        while (!rest.empty()) {
+          auto [line, tail] = rest.split('\n');
+          out << "  " << line << (tail.empty() && !rest.endswith("\n") ? "" : "\n");
+          rest = tail;
+        }
+      }
+      out << (documents_.empty() ? "]\n" : "\n]\n");
+    }
     documents_.clear();
   }
 
 private:
-  Array documents_;
+  std::vector<std::string> documents_;
 };
 
 } // namespace
