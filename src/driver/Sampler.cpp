@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <thread>
 #include <cstring>
 
@@ -74,6 +75,16 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
   }
 }
 
+// Whether capture() found Python frames on this OS thread.
+static bool capturedPythonFrames(const std::optional<python::CapturedPython> &captured, pid_t tid) {
+  if (!captured)
+    return false;
+  for (const python::CapturedThread &t : captured->threads)
+    if (t.osTid == tid && !t.frames.empty())
+      return true;
+  return false;
+}
+
 // Thread names are read (a walk of threading._active) only while some
 // chosen thread has not been named yet.
 bool ProcessSampler::needThreadNames(const std::vector<pid_t> &chosen) const {
@@ -139,21 +150,32 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
       return processAlive(pid_);
     }
     session = std::move(*s);
-    // Stacks are copied even for Python-only output: a thread running no
-    // Python code is shown with its native stack.
-    std::vector<std::string> notes;
-    captureStacks(session->stoppedThreads(), pid_, facts_.maps, live_, snapshot_, notes);
   }
   std::optional<python::CapturedPython> captured;
   if (interp_) {
     python::CaptureLimits limits;
     limits.onlyTids = chosen; // only the sampled threads' chains, for a short pause
     limits.hints = &tstateHints_;
+    limits.threadStatus = options_.gilOnly;
     auto c = python::capture(*interp_, live_, limits);
     if (c)
       captured = std::move(*c);
     else
       ++stats.failures["Python: " + llvm::toString(c.takeError())];
+  }
+  std::set<pid_t> stacksCopied;
+  if (session) {
+    // A native stack is copied where it will be shown: with --native, or
+    // for a thread running no Python code. Copying only those keeps the
+    // pause of a Python-only profile to the Python frame chain.
+    std::vector<StoppedThread> copy;
+    for (const StoppedThread &t : session->stoppedThreads())
+      if (options_.native || !capturedPythonFrames(captured, t.tid)) {
+        copy.push_back(t);
+        stacksCopied.insert(t.tid);
+      }
+    std::vector<std::string> notes;
+    captureStacks(copy, pid_, facts_.maps, live_, snapshot_, notes);
   }
   if (session) {
     session->detach();
@@ -188,8 +210,15 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     if (!session && !hasPython)
       continue; // nonblocking: threads without Python frames cannot be read
     std::vector<Frame> native;
-    if (session && (!hasPython || options_.native))
+    if (session && (!hasPython || options_.native)) {
+      if (!stacksCopied.count(stopped.tid)) {
+        // Its Python frames were all still being set up (hidden, as CPython
+        // hides them) and its stack was not copied: nothing true to show.
+        ++stats.dropped;
+        continue;
+      }
       native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, stopped.regs, thread.errors);
+    }
     if (py != pythonByTid.end())
       applyPython(thread, py->second, std::move(native), options_.native);
     else

@@ -325,6 +325,22 @@ private:
 };
 } // namespace
 
+void PtraceSession::spinForStops(std::vector<pid_t> &pending,
+                                 std::chrono::microseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (!pending.empty() && std::chrono::steady_clock::now() < until)
+    for (auto it = pending.begin(); it != pending.end();) {
+      int status = 0;
+      pid_t r = waitpid(*it, &status, __WALL | WNOHANG);
+      if (r == 0) {
+        ++it;
+        continue;
+      }
+      recordStop(*it, r, status);
+      it = pending.erase(it);
+    }
+}
+
 void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   // First collect the stops that have already happened, without blocking.
   std::vector<pid_t> pending;
@@ -336,6 +352,11 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
     else
       recordStop(tid, r, status);
   }
+  // A running thread stops within microseconds of PTRACE_INTERRUPT. Polling
+  // for a short, bounded while catches that without going to sleep: a
+  // blocking wait would let this CPU idle and pay the wake-up (tens of
+  // microseconds from a deep idle state), all of it added to the pause.
+  spinForStops(pending, kSpinBeforeBlocking);
   // Then block for the rest: the kernel wakes us the moment a thread stops,
   // where polling with sched_yield could lose the CPU for a whole time slice
   // on a busy machine. A timer bounds the wait (uninterruptible sleep).

@@ -252,7 +252,9 @@ bool wanted(std::optional<int64_t> tid, const CaptureLimits &limits) {
 }
 
 InterpreterFacts interpreterFacts(const Interpreter &in, MemorySource &mem,
-                                  const RemoteStruct &interp) {
+                                  const RemoteStruct &interp, const CaptureLimits &limits) {
+  if (!limits.threadStatus)
+    return {};
   return {gilHolder(in, mem, interp), gilWaitFutexes(in, mem, interp),
           gcCollecting(in, mem, interp)};
 }
@@ -263,7 +265,7 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                         std::unordered_set<uint64_t> &seenThreads,
                         CapturedPython &out) {
   const Layout &l = in.layout;
-  InterpreterFacts facts = interpreterFacts(in, mem, interp);
+  InterpreterFacts facts = interpreterFacts(in, mem, interp, limits);
   uint64_t tstateAddr = interp.pointer(l.interpThreadsHead);
   while (tstateAddr != 0) {
     if (out.threads.size() >= limits.maxThreads) {
@@ -293,9 +295,11 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
       tid = tidOf(l, mem, *tstate, limits.pthreadTidOffset);
     if (limits.hints && tid)
       limits.hints->tstateByTid[pid_t(*tid)] = tstateAddr;
-    if (wanted(tid, limits))
+    if (wanted(tid, limits)) {
       out.threads.push_back(
           captureThread(l, mem, *tstate, interp.address(), facts, limits));
+      out.threads.back().osTid = pid_t(tid.value_or(0));
+    }
     tstateAddr = tstate->pointer(l.tstateNext);
   }
 }
@@ -309,17 +313,24 @@ std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySour
     return std::nullopt;
   const Layout &l = in.layout;
   auto head = mem.readValue<uint64_t>(in.interpHeadAddr);
-  auto interp = RemoteStruct::read(mem, hints.interpAddr, l.interpSize);
-  if (!head || *head != hints.interpAddr || !interp) {
+  if (!head || *head != hints.interpAddr) {
     if (!head)
       llvm::consumeError(head.takeError());
-    if (!interp)
-      llvm::consumeError(interp.takeError());
     return std::nullopt;
   }
-  if (interp->pointer(l.interpNext) != 0)
-    return std::nullopt;
-  InterpreterFacts facts = interpreterFacts(in, mem, *interp);
+  // The interpreter itself is read only for the thread status; a second
+  // interpreter started since the last walk is noticed at the next one.
+  InterpreterFacts facts;
+  if (limits.threadStatus) {
+    auto interp = RemoteStruct::read(mem, hints.interpAddr, l.interpSize);
+    if (!interp) {
+      llvm::consumeError(interp.takeError());
+      return std::nullopt;
+    }
+    if (interp->pointer(l.interpNext) != 0)
+      return std::nullopt;
+    facts = interpreterFacts(in, mem, *interp, limits);
+  }
   CapturedPython out;
   for (pid_t tid : limits.onlyTids) {
     auto hint = hints.tstateByTid.find(tid);
@@ -337,6 +348,7 @@ std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySour
         tidOf(l, mem, *tstate, limits.pthreadTidOffset) != int64_t(tid))
       return std::nullopt; // freed, or reused for another thread
     out.threads.push_back(captureThread(l, mem, *tstate, hints.interpAddr, facts, limits));
+    out.threads.back().osTid = tid;
   }
   return out;
 }

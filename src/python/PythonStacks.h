@@ -91,6 +91,9 @@ struct CaptureLimits {
   std::vector<pid_t> onlyTids;
   uint64_t pthreadTidOffset = 0x2d0;
   ThreadStateHints *hints = nullptr; // used with onlyTids only
+  // GIL holder and waiters, the running collector (ThreadStatus): a few
+  // more reads per capture, which the sampler makes only for --gil.
+  bool threadStatus = true;
 };
 
 struct CapturedFrame {
@@ -139,6 +142,7 @@ struct CapturedThread {
   uint64_t tstateAddr = 0, interpAddr = 0;
   uint64_t threadIdent = 0;                  // pthread_t (threading ident)
   std::optional<uint64_t> nativeThreadId;    // 3.11+
+  pid_t osTid = 0; // when capture() read it (to filter, or for hints)
   bool holdsGil = false;
   ThreadStatus status;
   std::vector<CapturedFrame> frames;         // innermost first
