@@ -294,9 +294,22 @@ def test_kill_after_sigkills_a_tree_that_ignores_sigterm(tmp_path):
 def test_dump_tree_lists_descendants_parents_first(tmp_path):
     r, w = os.pipe()
     env = dict(os.environ, STACKPEEK_TEST_READY_FD=str(w))
+    # Its own process group, so the whole tree goes at the end, not only the
+    # shell the harness knows about (its children would be orphaned).
     shell = harness.spawn(["/bin/sh", "-c", '"$1" --fork 1 & "$1" & wait', "sh",
-                           native_target()], kind="target", env=env, pass_fds=(w,))
+                           native_target()], kind="target", env=env, pass_fds=(w,),
+                          start_new_session=True)
     os.close(w)
+    try:
+        _check_tree_order(shell, r)
+    finally:
+        try:
+            os.killpg(shell.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _check_tree_order(shell, r):
     try:
         got = b""
         deadline = time.monotonic() + 20
