@@ -34,7 +34,17 @@ void ThreadActivity::forget(std::map<pid_t, Watch>::iterator it) {
   watches_.erase(it);
 }
 
-// The state letter, from a stat file kept open (pread regenerates it).
+namespace {
+void closeFd(int &fd) {
+  if (fd >= 0)
+    ::close(fd);
+  fd = -1;
+}
+} // namespace
+
+// The state letter, from a stat file kept open while the thread is hot
+// (pread regenerates it). A failed read closes the file: the tid may have
+// been reused by a new thread since, whose file must be opened afresh.
 char ThreadActivity::state(pid_t tid) {
   auto it = watches_.find(tid);
   if (it == watches_.end())
@@ -44,21 +54,27 @@ char ThreadActivity::state(pid_t tid) {
     return '?';
   char buf[512];
   ssize_t n = ::pread(w.statFd, buf, sizeof buf - 1, 0);
-  if (n <= 0)
+  if (n <= 0) {
+    closeFd(w.statFd);
     return '?';
+  }
   buf[n] = 0;
   const char *close = std::strrchr(buf, ')');
   return close && close[1] == ' ' ? close[2] : '?';
 }
 
-// se.sum_exec_runtime, the first field of schedstat.
+// se.sum_exec_runtime, the first field of schedstat. False when it cannot
+// be read (no CONFIG_SCHED_INFO, a vanished thread, no fd left): the caller
+// then falls back to the thread's state.
 bool ThreadActivity::readRuntime(pid_t tid, Watch &w, uint64_t &runtimeNs) {
   if (w.schedstatFd < 0 && (w.schedstatFd = openTaskFile(pid_, tid, "schedstat")) < 0)
     return false;
   char buf[128];
   ssize_t n = ::pread(w.schedstatFd, buf, sizeof buf - 1, 0);
-  if (n <= 0)
+  if (n <= 0) {
+    closeFd(w.schedstatFd);
     return false;
+  }
   buf[n] = 0;
   char *end = nullptr;
   runtimeNs = std::strtoull(buf, &end, 10);
@@ -72,8 +88,10 @@ bool ThreadActivity::relist(Clock::time_point now) {
   listedOnce_ = true;
   auto tids = listThreads(pid_);
   if (!tids) {
-    llvm::consumeError(tids.takeError());
-    return false;
+    // Out of file descriptors is not the end of the process.
+    std::error_code ec = llvm::errorToErrorCode(tids.takeError());
+    return ec == std::errc::too_many_files_open ||
+           ec == std::errc::too_many_files_open_in_system;
   }
   std::sort(tids->begin(), tids->end());
   for (auto it = watches_.begin(); it != watches_.end();)
@@ -81,6 +99,8 @@ bool ThreadActivity::relist(Clock::time_point now) {
       forget(it++);
     else
       ++it;
+  // A new thread starts hot (its state is read at once); cold threads get
+  // their checks spread over kColdEvery by tid, not all in one tick.
   for (pid_t tid : *tids)
     if (watches_.emplace(tid, Watch{}).second)
       watches_[tid].lastActive = now;
@@ -106,8 +126,10 @@ std::vector<pid_t> ThreadActivity::poll(bool includeIdle, bool &alive, Clock::ti
         continue;
       w.lastChecked = now;
       uint64_t runtime = 0;
-      if (!readRuntime(tid, w, runtime) || runtime == w.runtimeNs)
+      bool known = readRuntime(tid, w, runtime);
+      if (known && runtime == w.runtimeNs)
         continue;
+      // It ran (or its CPU time cannot be read: then only its state tells).
       w.runtimeNs = runtime;
       w.hot = true;
       w.lastActive = now;
@@ -115,11 +137,12 @@ std::vector<pid_t> ThreadActivity::poll(bool includeIdle, bool &alive, Clock::ti
     if (state(tid) == 'R') {
       w.lastActive = now;
       chosen.push_back(tid);
-    } else if (now - w.lastActive >= kHotFor) {
-      // Turning cold: its CPU time from now on is what tells it woke up.
+    } else if (now - w.lastActive >= kHotFor && readRuntime(tid, w, w.runtimeNs)) {
+      // Turning cold: its CPU time from now on is what tells it woke up,
+      // and its stat file is closed (one open file per idle thread).
       w.hot = false;
-      w.lastChecked = now;
-      readRuntime(tid, w, w.runtimeNs);
+      w.lastChecked = now - std::chrono::milliseconds(tid % kColdEvery.count());
+      closeFd(w.statFd);
     }
   }
   return chosen;

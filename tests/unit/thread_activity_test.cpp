@@ -13,6 +13,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <mutex>
 #include <thread>
 
@@ -82,9 +85,23 @@ private:
 
 } // namespace
 
+char stateOf(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() ? text[close + 2] : '?';
+}
+
 TEST(ThreadActivity, ChoosesRunningThreadsAndFindsColdOnesAgain) {
+  if (::access("/proc/self/schedstat", R_OK) != 0)
+    GTEST_SKIP() << "no /proc/PID/schedstat on this kernel (CONFIG_SCHED_INFO)";
   Worker sleeper, spinner;
   spinner.startSpinning();
+  // The sleeper may still be on its way into its wait: let it get there.
+  for (auto deadline = Clock::now() + std::chrono::seconds(5);
+       stateOf(sleeper.tid()) != 'S' && Clock::now() < deadline;)
+    std::this_thread::yield();
+  ASSERT_EQ(stateOf(sleeper.tid()), 'S');
   ThreadActivity activity(::getpid());
   bool alive = true;
   Clock::time_point t = Clock::now();

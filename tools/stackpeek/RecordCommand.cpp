@@ -174,6 +174,14 @@ int reapCommand(pid_t child) {
   return status;
 }
 
+void raiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int runRecord(RecordArgs &args) {
   if ((args.pid != 0) == !args.command.empty()) {
     llvm::errs() << "stackpeek: give either --pid PID or a command after --\n";
@@ -216,6 +224,11 @@ int runRecord(RecordArgs &args) {
     }
     child = args.pid = *started;
   }
+
+  // The sampler keeps /proc files of the target's threads open (about one
+  // per thread, more with --subprocesses): allow as many as the hard limit
+  // lets us. Done after starting the command, which keeps the usual limit.
+  raiseOpenFileLimit();
 
   Recorder recorder(args.options);
   if (llvm::Error err = recorder.addRoot(args.pid)) {
