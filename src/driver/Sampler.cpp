@@ -75,6 +75,14 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
   }
 }
 
+// The threads resolve() may map Python threads to: those known at start
+// and those sampled now (new ones are named in facts_ only afterwards).
+std::vector<pid_t> ProcessSampler::knownTids(const std::vector<pid_t> &chosen) const {
+  std::vector<pid_t> tids = facts_.tids();
+  tids.insert(tids.end(), chosen.begin(), chosen.end());
+  return tids;
+}
+
 // Whether capture() found Python frames on this OS thread.
 static bool capturedPythonFrames(const std::optional<python::CapturedPython> &captured, pid_t tid) {
   if (!captured)
@@ -189,7 +197,7 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   // Decode and record, after the target runs again.
   std::map<pid_t, python::PythonThreadStack> pythonByTid;
   if (captured)
-    for (auto &s : python::resolve(*interp_, *captured, live_, facts_.tids(),
+    for (auto &s : python::resolve(*interp_, *captured, live_, knownTids(chosen),
                                    needThreadNames(chosen), &codes_))
       if (s.tid)
         pythonByTid[s.tid] = std::move(s);

@@ -73,6 +73,7 @@ private:
   ProcessSampler(pid_t pid, const SamplerOptions &options);
   void settle(const std::map<pid_t, char> &before);
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
+  std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
   void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
               uint64_t weightNs);
 

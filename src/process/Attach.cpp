@@ -327,6 +327,11 @@ private:
 
 void PtraceSession::spinForStops(std::vector<pid_t> &pending,
                                  std::chrono::microseconds limit) {
+  // On a single CPU the spinning tracer would only keep the thread it
+  // waits for off that CPU.
+  static const bool multiCpu = ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  if (!multiCpu)
+    return;
   auto until = std::chrono::steady_clock::now() + limit;
   while (!pending.empty() && std::chrono::steady_clock::now() < until)
     for (auto it = pending.begin(); it != pending.end();) {

@@ -304,6 +304,20 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
   }
 }
 
+// A freed thread state can keep its interp and thread id fields (malloc
+// reuses only its first words, where CPython keeps prev/next): require
+// its `next` to still be the end of the list or a thread state of the
+// same interpreter. One small read.
+bool stillLinked(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
+                 uint64_t interpAddr) {
+  uint64_t next = tstate.pointer(l.tstateNext);
+  if (next == 0)
+    return true;
+  uint64_t nextInterp = 0;
+  return mem.read(next + l.tstateInterp, &nextInterp, sizeof nextInterp) &&
+         nextInterp == interpAddr;
+}
+
 // The sampler's short way (ThreadStateHints): read only the chosen
 // threads' states where the last walk found them. nullopt: walk instead.
 std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySource &mem,
@@ -345,7 +359,8 @@ std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySour
       return std::nullopt;
     }
     if (tstate->pointer(l.tstateInterp) != hints.interpAddr ||
-        tidOf(l, mem, *tstate, limits.pthreadTidOffset) != int64_t(tid))
+        tidOf(l, mem, *tstate, limits.pthreadTidOffset) != int64_t(tid) ||
+        !stillLinked(l, mem, *tstate, hints.interpAddr))
       return std::nullopt; // freed, or reused for another thread
     out.threads.push_back(captureThread(l, mem, *tstate, hints.interpAddr, facts, limits));
     out.threads.back().osTid = tid;
@@ -354,12 +369,22 @@ std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySour
 }
 
 // After a full walk: what the hints may serve until the next one.
+// Only a complete walk of one interpreter may vouch for the hints: a walk
+// cut short (unreadable or looping list, torn by threads that run) would
+// make the threads it did not reach look like native ones.
 void refreshHints(ThreadStateHints &hints, uint64_t firstInterp, size_t interpreters,
-                  const CaptureLimits &limits) {
-  hints.valid = interpreters == 1;
+                  bool complete, const CaptureLimits &limits) {
+  hints.valid = complete && interpreters == 1;
   hints.interpAddr = firstInterp;
   hints.capturesSinceWalk = 0;
-  hints.withoutPython.clear();
+  if (!hints.valid)
+    return;
+  // Native threads are remembered across walks (a pool of them takes turns
+  // on the CPU), forgotten once they have a thread state; bounded.
+  for (auto it = hints.withoutPython.begin(); it != hints.withoutPython.end();)
+    it = hints.tstateByTid.count(*it) ? hints.withoutPython.erase(it) : std::next(it);
+  if (hints.withoutPython.size() > ThreadStateHints::kMaxWithoutPython)
+    hints.withoutPython.clear();
   for (pid_t tid : limits.onlyTids)
     if (!hints.tstateByTid.count(tid))
       hints.withoutPython.insert(tid);
@@ -399,7 +424,7 @@ llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
     interpAddr = interp->pointer(l.interpNext);
   }
   if (limits.hints)
-    refreshHints(*limits.hints, *head, seenInterps.size(), limits);
+    refreshHints(*limits.hints, *head, seenInterps.size(), out.errors.empty(), limits);
   return out;
 }
 

@@ -67,21 +67,30 @@ const CodeInfo &CodeCache::get(const Layout &l, MemorySource &mem, uint64_t addr
   auto it = entries_.find(addr);
   if (it != entries_.end() && stillValid(l, mem, addr, it->second))
     return it->second.info;
-  if (entries_.size() >= kMaxEntries)
-    entries_.clear();
-  Entry e;
-  e.validatedPass = pass_;
+  if (it != entries_.end()) {
+    bytes_ -= it->second.info.lineTable.size();
+    entries_.erase(it);
+  }
   auto co = RemoteStruct::read(mem, addr, l.codeSize);
   llvm::Expected<CodeInfo> info =
       co ? readCodeObject(l, mem, *co) : llvm::Expected<CodeInfo>(co.takeError());
-  if (info) {
-    e.info = std::move(*info);
-    e.fingerprint = fingerprintOf(l, *co);
-  } else {
-    // Unreadable now, maybe being built or freed: not worth keeping.
-    e.info.error = "unreadable code object: " + llvm::toString(info.takeError());
+  if (!info) {
+    // Unreadable now (being built or freed, or a torn address): reported,
+    // not kept, so a long recording does not fill up with garbage.
+    failed_ = CodeInfo{};
+    failed_.error = "unreadable code object: " + llvm::toString(info.takeError());
+    return failed_;
   }
-  return entries_.insert_or_assign(addr, std::move(e)).first->second.info;
+  if (entries_.size() >= kMaxEntries || bytes_ + info->lineTable.size() > kMaxBytes) {
+    entries_.clear();
+    bytes_ = 0;
+  }
+  Entry e;
+  e.validatedPass = pass_;
+  e.info = std::move(*info);
+  e.fingerprint = fingerprintOf(l, *co);
+  bytes_ += e.info.lineTable.size();
+  return entries_.emplace(addr, std::move(e)).first->second.info;
 }
 
 } // namespace stackpeek::python

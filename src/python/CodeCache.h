@@ -60,10 +60,13 @@ private:
   // few, but a target that keeps creating them (exec, lambdas in a loop)
   // must not grow the sampler without limit.
   static constexpr size_t kMaxEntries = 1 << 16;
+  static constexpr size_t kMaxBytes = 64 << 20; // line tables, summed
 
   bool persistent_;
   uint64_t pass_ = 1;
   std::unordered_map<uint64_t, Entry> entries_;
+  size_t bytes_ = 0;
+  CodeInfo failed_; // the last failure: not kept, a torn read is not news
 };
 
 } // namespace stackpeek::python

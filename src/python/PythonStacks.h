@@ -73,6 +73,7 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem);
 /// kFullWalkEvery-th capture (new threads, freed thread states).
 struct ThreadStateHints {
   static constexpr unsigned kFullWalkEvery = 100;
+  static constexpr size_t kMaxWithoutPython = 4096;
   uint64_t interpAddr = 0;                         // the only interpreter
   std::unordered_map<pid_t, uint64_t> tstateByTid; // tid -> thread state
   std::unordered_set<pid_t> withoutPython; // chosen, but no thread state

@@ -760,6 +760,21 @@ TEST(PythonCaptureHints, ReadsOnlyChosenThreadsAndWalksAgainOnAnyDoubt) {
   EXPECT_EQ(rewalked->threads[0].tstateAddr, moved);
   EXPECT_EQ(hints.tstateByTid.at(1007), moved);
 
+  // A thread state that looks right but is no longer linked (freed: malloc
+  // reused its first words, where `next` lives) is not trusted either.
+  uint64_t savedNext = 0;
+  rt.mem.read(moved + l.tstateNext, &savedNext, 8);
+  rt.heap.put(moved + l.tstateNext, uint64_t(0xdead0000));
+  auto unlinked = capture(rt.in, rt.mem, limits);
+  ASSERT_TRUE(bool(unlinked));
+  // It walked instead, was cut short by the bad link (an error says so),
+  // and a cut walk does not vouch for the hints.
+  EXPECT_FALSE(unlinked->errors.empty());
+  EXPECT_FALSE(hints.valid);
+  rt.heap.put(moved + l.tstateNext, savedNext);
+  capture(rt.in, rt.mem, limits);
+  EXPECT_TRUE(hints.valid);
+
   // A chosen thread with no thread state (a native thread) does not force
   // a walk on every capture once a walk has not found it.
   limits.onlyTids = {1007, 4242};
