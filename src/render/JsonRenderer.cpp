@@ -9,6 +9,8 @@
 // tree: a dump with --locals or --async holds hundreds of thousands of
 // fields, and building, sorting and freeing a tree of them cost several
 // times what reading them from the target did.
+#include <set>
+
 #include "render/Escape.h"
 #include "render/Renderer.h"
 
@@ -40,11 +42,11 @@ public:
         j_.value(nullptr);
       j_.attributeEnd();
       optional("pause_us", p.pauseMicros);
-      strings("errors", p.errors);
       j_.attributeArray("threads", [&] {
         for (const Thread &t : p.threads)
           thread(t);
       });
+      strings("errors", p.errors);
       j_.attributeBegin("asyncio");
       if (p.asyncio)
         asyncio(*p.asyncio);
@@ -114,11 +116,17 @@ private:
       j_.attribute("inlined", f.inlined);
       if (!f.locals.empty())
         j_.attributeObject("locals", [&] {
-          for (const LocalVariable &v : f.locals)
-            j_.attributeObject(sanitizeUtf8(v.name), [&] {
+          // Two names can sanitize to one key; a JSON object keeps one.
+          std::set<std::string> keys;
+          for (const LocalVariable &v : f.locals) {
+            std::string key = sanitizeUtf8(v.name);
+            if (!keys.insert(key).second)
+              continue;
+            j_.attributeObject(key, [&] {
               string("repr", v.repr);
               optional("type", v.type);
             });
+          }
         });
       if (f.error)
         string("error", *f.error);
@@ -195,15 +203,15 @@ private:
         j_.attribute("gil", nullptr);
       optional("gc", t.collectingGarbage);
       optional("idle", t.idle);
-      j_.attribute("frames_omitted", static_cast<int64_t>(t.framesOmitted));
-      strings("errors", t.errors);
       frames("frames", t.frames);
+      j_.attribute("frames_omitted", static_cast<int64_t>(t.framesOmitted));
       j_.attributeBegin("handling_exception");
       if (t.handlingException.empty())
         j_.value(nullptr);
       else
         exception(t.handlingException, 0);
       j_.attributeEnd();
+      strings("errors", t.errors);
     });
   }
 
