@@ -165,7 +165,13 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     limits.onlyTids = chosen; // only the sampled threads' chains, for a short pause
     limits.hints = &tstateHints_;
     limits.threadStatus = options_.gilOnly;
+    // The structures a capture reads mostly stay where they were (thread
+    // states, the frames' stack chunk, the interpreter): fetch last pass's
+    // pages in one system call, then read as usual from the cache.
+    live_.prefetch(pythonPages_);
+    live_.trackPages();
     auto c = python::capture(*interp_, live_, limits);
+    pythonPages_ = live_.takeTouchedPages();
     if (c)
       captured = std::move(*c);
     else

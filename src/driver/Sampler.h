@@ -89,6 +89,7 @@ private:
   ThreadActivity activity_;
   python::CodeCache codes_{/*persistent=*/true};
   python::ThreadStateHints tstateHints_;
+  std::vector<uint64_t> pythonPages_; // read by the last capture: prefetched
   std::map<pid_t, std::string> threadNames_;
 };
 

@@ -51,7 +51,47 @@ bool ProcessMemory::readUncached(uint64_t addr, void *buf, size_t len) {
   return true;
 }
 
+std::vector<uint64_t> ProcessMemory::takeTouchedPages() {
+  tracking_ = false;
+  std::sort(touched_.begin(), touched_.end());
+  touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+  return std::move(touched_);
+}
+
+void ProcessMemory::prefetch(std::vector<uint64_t> pages) {
+  if (!useVmReadv_)
+    return;
+  pages.erase(std::remove_if(pages.begin(), pages.end(),
+                             [&](uint64_t p) { return pages_.count(p) != 0; }),
+              pages.end());
+  if (pages.size() > kMaxPrefetchPages)
+    pages.resize(kMaxPrefetchPages);
+  std::vector<std::unique_ptr<Page>> buffers;
+  std::vector<iovec> local, remote;
+  for (uint64_t p : pages) {
+    buffers.push_back(std::make_unique<Page>());
+    local.push_back({buffers.back()->data(), kPageSize});
+    remote.push_back({reinterpret_cast<void *>(p), kPageSize});
+  }
+  // The kernel copies range after range and stops at the first it cannot
+  // read: keep what came, skip that page, go on with the rest.
+  size_t next = 0;
+  while (next < pages.size()) {
+    ssize_t got = ::process_vm_readv(pid_, &local[next], pages.size() - next,
+                                     &remote[next], pages.size() - next, 0);
+    size_t whole = got > 0 ? size_t(got) / kPageSize : 0;
+    for (size_t i = next; i < next + whole; ++i)
+      pages_[pages[i]] = std::move(buffers[i]);
+    bytesCopied_ += whole * kPageSize;
+    if (got < 0 && errno != EFAULT)
+      return; // ESRCH and the like: nothing more will come
+    next += whole + 1; // the page that stopped it (or a torn one) is skipped
+  }
+}
+
 const ProcessMemory::Page *ProcessMemory::page(uint64_t pageAddr) {
+  if (tracking_)
+    touched_.push_back(pageAddr);
   auto [it, inserted] = pages_.try_emplace(pageAddr);
   if (inserted) {
     auto fresh = std::make_unique<Page>();

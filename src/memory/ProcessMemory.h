@@ -47,6 +47,22 @@ public:
   void setImmutableRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges);
   pid_t pid() const { return pid_; }
 
+  /// From now on, remember which pages reads go through (see prefetch);
+  /// takeTouchedPages() hands them over and stops remembering.
+  void trackPages() {
+    tracking_ = true;
+    touched_.clear();
+  }
+  std::vector<uint64_t> takeTouchedPages();
+
+  /// Reads these pages into the cache with as few system calls as possible:
+  /// process_vm_readv takes many ranges at once. The sampler passes the
+  /// pages its previous pass read, so a pass whose structures have not
+  /// moved costs one system call instead of one per page. Pages already
+  /// cached are skipped; one that cannot be read is left out (a later
+  /// read tries it again and fails on its own).
+  void prefetch(std::vector<uint64_t> pages);
+
   /// Total bytes copied from the target so far (for statistics and bounds).
   uint64_t bytesCopied() const { return bytesCopied_; }
 
@@ -63,6 +79,9 @@ private:
   // followed repeatedly costs one syscall, not one per attempt.
   std::unordered_map<uint64_t, std::unique_ptr<Page>> pages_;
   std::vector<std::pair<uint64_t, uint64_t>> immutable_; // sorted by start
+  bool tracking_ = false;
+  std::vector<uint64_t> touched_;
+  static constexpr size_t kMaxPrefetchPages = 512;
 };
 
 } // namespace stackpeek

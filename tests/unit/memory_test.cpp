@@ -6,6 +6,9 @@
 
 #include "memory/FakeMemory.h"
 #include "memory/ProcessMemory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
 #include "memory/SnapshotMemory.h"
 
 using namespace stackpeek;
@@ -78,4 +81,40 @@ TEST(ProcessMemory, ReadsOwnProcessAndRejectsUnmapped) {
   EXPECT_STREQ(buf, secret);
   EXPECT_FALSE(mem.read(8, buf, 8)); // page 0 is never mapped
   EXPECT_FALSE(mem.read(~0ull - 2, buf, 8)); // wraps
+}
+
+// The sampler's prefetch: many pages in one system call, a hole among them
+// skipped (not cached, not fatal), and later reads served from the cache.
+TEST(ProcessMemory, PrefetchFillsTheCacheAroundAnUnreadablePage) {
+  long pageSize = ::sysconf(_SC_PAGESIZE);
+  ASSERT_EQ(pageSize, 4096);
+  auto *area = static_cast<uint8_t *>(
+      ::mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(area, MAP_FAILED);
+  area[0] = 11;
+  area[2 * 4096] = 33;
+  ASSERT_EQ(::mprotect(area + 4096, 4096, PROT_NONE), 0); // the hole
+  uint64_t base = reinterpret_cast<uint64_t>(area);
+
+  ProcessMemory mem(getpid());
+  mem.prefetch({base, base + 4096, base + 2 * 4096});
+  EXPECT_EQ(mem.bytesCopied(), 2u * 4096);
+  // Served from the cache: the copies now differ from memory.
+  area[0] = 0;
+  area[2 * 4096] = 0;
+  uint8_t a = 0, c = 0, b = 0;
+  EXPECT_TRUE(mem.read(base, &a, 1));
+  EXPECT_TRUE(mem.read(base + 2 * 4096, &c, 1));
+  EXPECT_EQ(a, 11);
+  EXPECT_EQ(c, 33);
+  EXPECT_FALSE(mem.read(base + 4096, &b, 1));
+  EXPECT_EQ(mem.bytesCopied(), 2u * 4096);
+
+  // Tracking hands back the pages reads went through, once each.
+  mem.trackPages();
+  mem.read(base, &a, 1);
+  mem.read(base + 2, &a, 1);
+  mem.read(base + 2 * 4096, &c, 1);
+  EXPECT_EQ(mem.takeTouchedPages(), (std::vector<uint64_t>{base, base + 2 * 4096}));
+  ::munmap(area, 3 * 4096);
 }
