@@ -117,7 +117,13 @@ std::vector<pid_t> ThreadActivity::poll(bool includeIdle, bool &alive, Clock::ti
     }
   for (auto &[tid, w] : watches_) {
     if (includeIdle) {
-      if (!isGone(state(tid)))
+      // Every live thread is wanted; its state only tells a dead one, so
+      // it is re-read every kColdEvery rather than every tick.
+      if (now - w.lastChecked >= kColdEvery || !w.knownState) {
+        w.knownState = state(tid);
+        w.lastChecked = now;
+      }
+      if (!isGone(w.knownState))
         chosen.push_back(tid);
       continue;
     }

@@ -55,6 +55,7 @@ private:
     int statFd = -1, schedstatFd = -1;
     uint64_t runtimeNs = 0;
     bool hot = true; // new threads start hot: their state is read at once
+    char knownState = 0; // with includeIdle: the state last read
     Clock::time_point lastActive, lastChecked;
   };
   bool relist(Clock::time_point now);

@@ -158,6 +158,7 @@ llvm::Expected<uint64_t> newestFrame(const Layout &l, MemorySource &mem,
 void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
                 const CaptureLimits &limits, CapturedThread &out) {
   std::unordered_set<uint64_t> seen;
+  out.frames.reserve(64);
   while (frameAddr != 0) {
     if (out.frames.size() >= limits.maxFramesPerThread) {
       out.errors.push_back("Python stack truncated at " +

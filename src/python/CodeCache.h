@@ -24,6 +24,7 @@
 
 #include "memory/MemorySource.h"
 #include "python/Layout.h"
+#include "python/LineTable.h"
 
 namespace stackpeek::python {
 
@@ -34,6 +35,24 @@ struct CodeInfo {
   std::vector<uint8_t> lineTable;
   int64_t firstTraceable = 0; // code units (3.11+)
   std::optional<std::string> error;
+
+  /// The source position of instruction `at` (a code unit, or f_lasti
+  /// before 3.11), decoding the line table with `decode` only the first
+  /// time: a sampler asks for the same few positions over and over.
+  template <class Decode>
+  SourcePosition positionAt(int64_t at, Decode decode) const {
+    auto it = positions_.find(at);
+    if (it != positions_.end())
+      return it->second;
+    SourcePosition pos = decode();
+    if (positions_.size() < kMaxPositions)
+      positions_.emplace(at, pos);
+    return pos;
+  }
+
+private:
+  static constexpr size_t kMaxPositions = 4096;
+  mutable std::unordered_map<int64_t, SourcePosition> positions_;
 };
 
 class CodeCache {

@@ -85,9 +85,11 @@ std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
       out.error = "instruction pointer outside its code object";
       return out;
     }
-    pos = positionFromLocationTable(code.lineTable, code.firstLineno, unit);
+    pos = code.positionAt(unit, [&] {
+      return positionFromLocationTable(code.lineTable, code.firstLineno, unit);
+    });
   } else {
-    pos = framePosition(l, f, code);
+    pos = code.positionAt(f.lasti, [&] { return framePosition(l, f, code); });
   }
   out.line = pos.line;
   out.endLine = pos.endLine;
@@ -234,6 +236,7 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
     if (s.tid == 0)
       s.errors.push_back("cannot map Python thread " +
                          std::to_string(t.threadIdent) + " to an OS thread");
+    s.frames.reserve(t.frames.size());
     for (const CapturedFrame &f : t.frames)
       if (std::optional<Frame> frame = decodeFrame(l, f, mem, codes))
         s.frames.push_back(std::move(*frame));
