@@ -33,20 +33,24 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
     return llvm::make_error<AttachError>(AttachFailure::NoSuchProcess,
                                          "no process with pid " + std::to_string(pid));
   std::unique_ptr<ProcessSampler> s(new ProcessSampler(pid, options));
-  s->process_.pid = pid;
-  s->facts_ = readProcessFacts(pid, s->process_);
-  s->interp_ = locatePython(pid, s->live_, s->process_);
+  s->readProcess(true);
+  // A command just started may not be Python yet: a wrapper (pyenv's shim
+  // is a shell script) still has to exec the interpreter, or the loader
+  // has yet to map libpython. --nonblocking can sample nothing else, so it
+  // waits for Python (bounded); the default mode samples native stacks
+  // meanwhile and looks again (lookAgain).
+  if (options.nonblocking && !s->interp_) {
+    auto deadline = std::chrono::steady_clock::now() + kLookForPythonFor;
+    while (!s->interp_ && processAlive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      s->readProcess(true);
+    }
+  }
   if (options.nonblocking && !s->interp_)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "--nonblocking reads Python stacks only, and pid %d "
                                    "is not a Python process that stackpeek can read",
                                    pid);
-  s->live_.setImmutableRanges(immutableRanges(s->facts_.maps));
-  s->unwinder_ = std::make_unique<Unwinder>(s->facts_.maps, s->snapshot_);
-  SymbolizerOptions symOptions;
-  symOptions.rootPrefix = "/proc/" + std::to_string(pid) + "/root";
-  symOptions.debugDirs = options.debugDirs;
-  s->symbolizer_ = std::make_unique<Symbolizer>(symOptions);
   // One attach up front checks what per-sample attaches skip (zombie,
   // kernel thread, another tracer, permissions) and fails early and clearly.
   if (!options.nonblocking) {
@@ -60,6 +64,58 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
     s->settle(before);
   }
   return s;
+}
+
+// (Re)reads what the sampler knows of the process from scratch: command,
+// maps, threads, the interpreter. Everything derived from the old image
+// (cached pages, unwind tables, symbols, decoded code objects, thread-state
+// hints) goes with it.
+void ProcessSampler::readProcess(bool newImage) {
+  process_ = Process{};
+  process_.pid = pid_;
+  size_t mappingsBefore = facts_.maps.size();
+  facts_ = readProcessFacts(pid_, process_);
+  newImage = newImage || facts_.maps.size() != mappingsBefore;
+  exe_ = process_.executable;
+  live_.clearAll();
+  interp_ = locatePython(pid_, live_, process_);
+  live_.setImmutableRanges(immutableRanges(facts_.maps));
+  unwinder_ = std::make_unique<Unwinder>(facts_.maps, snapshot_);
+  // Symbols are costly to read again; they stay valid unless the image
+  // changed or modules came and went (an address cached as unknown may
+  // belong to a module now).
+  if (!symbolizer_ || newImage) {
+    SymbolizerOptions symOptions;
+    symOptions.rootPrefix = "/proc/" + std::to_string(pid_) + "/root";
+    symOptions.debugDirs = options_.debugDirs;
+    symbolizer_ = std::make_unique<Symbolizer>(symOptions);
+  }
+  codes_ = python::CodeCache(/*persistent=*/true);
+  tstateHints_ = python::ThreadStateHints{};
+  pythonPages_.clear();
+  pythonSeen_ = false;
+  lookedAt_ = std::chrono::steady_clock::now();
+}
+
+// Every 100 ms: has the process exec'd (another image: start over), or,
+// for a while after it started or exec'd, has Python appeared?
+void ProcessSampler::lookAgain() {
+  auto now = std::chrono::steady_clock::now();
+  if (now - lastLook_ < std::chrono::milliseconds(100))
+    return;
+  lastLook_ = now;
+  std::string exe = executablePath(pid_);
+  bool execd = !exe.empty() && exe != exe_;
+  // An interpreter found while it was still starting (libpython mapped,
+  // nothing running yet) can be a half-read one: until a capture has shown
+  // Python frames, it is looked for again too.
+  bool stillStarting = (!interp_ || !pythonSeen_) && now - lookedAt_ < kLookForPythonFor;
+  if (!execd && !stillStarting)
+    return;
+  auto since = lookedAt_;
+  readProcess(execd);
+  if (!execd)
+    lookedAt_ = since; // keep the window of the current image
 }
 
 // A thread we just let go runs for a moment to re-enter the call it was
@@ -135,6 +191,7 @@ void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t tim
 bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
                                 SamplerStats &stats) {
   ++stats.passes;
+  lookAgain();
   bool alive = true;
   std::vector<pid_t> chosen = activity_.poll(options_.includeIdle, alive);
   if (!alive)
@@ -172,6 +229,9 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     live_.trackPages();
     auto c = python::capture(*interp_, live_, limits);
     pythonPages_ = live_.takeTouchedPages();
+    if (c && std::any_of(c->threads.begin(), c->threads.end(),
+                         [](const python::CapturedThread &t) { return !t.frames.empty(); }))
+      pythonSeen_ = true;
     if (c)
       captured = std::move(*c);
     else

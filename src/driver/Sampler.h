@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -72,6 +73,11 @@ public:
 private:
   ProcessSampler(pid_t pid, const SamplerOptions &options);
   void settle(const std::map<pid_t, char> &before);
+  void readProcess(bool newImage);
+  void lookAgain();
+  // How long after the start (or an exec) a process that is not Python yet
+  // is looked at again for an interpreter.
+  static constexpr std::chrono::seconds kLookForPythonFor{5};
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
   std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
   void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
@@ -90,6 +96,9 @@ private:
   python::CodeCache codes_{/*persistent=*/true};
   python::ThreadStateHints tstateHints_;
   std::vector<uint64_t> pythonPages_; // read by the last capture: prefetched
+  std::string exe_; // /proc/PID/exe when the process was last read
+  bool pythonSeen_ = false; // a capture has shown Python frames
+  std::chrono::steady_clock::time_point lookedAt_{}, lastLook_{};
   std::map<pid_t, std::string> threadNames_;
 };
 

@@ -39,6 +39,11 @@ public:
 
   /// Forgets cached pages, except those inside the immutable ranges.
   void clearCache();
+  /// Forgets every cached page and the immutable ranges (after an exec).
+  void clearAll() {
+    pages_.clear();
+    immutable_.clear();
+  }
 
   /// Address ranges [start, end) whose contents never change while the
   /// process runs (read-only, non-writable file mappings: code, unwind

@@ -203,3 +203,46 @@ def test_subprocesses_are_recorded_under_their_own_pid(tmp_path):
     pids = {s["pid"] for s in doc["samples"]}
     assert pids == {target.pid, child}, f"expected samples of parent and child, got {pids}"
     assert {p["pid"] for p in doc["processes"]} >= {target.pid, child}
+
+
+def _pyenv_python():
+    """A pyenv interpreter (libpython is a shared library there), or None."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for version in ("3.11.7", "3.12.1", "3.13.0", "3.10.13"):
+        path = os.path.join(root, "versions", version, "bin", "python" + version.rsplit(".", 1)[0])
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+# `record -- CMD` starts sampling right after the exec of CMD, when Python
+# may not be there yet: a wrapper (pyenv's shims are shell scripts) has to
+# exec the interpreter first, or the loader has yet to map libpython. The
+# profile must still hold the Python frames.
+@pytest.mark.parametrize("mode", ["blocking", "nonblocking"])
+@pytest.mark.parametrize("how", ["wrapper", "shared-libpython"])
+def test_recording_a_command_finds_python_that_comes_late(tmp_path, how, mode):
+    python = PYTHON
+    if how == "shared-libpython":
+        python = _pyenv_python()
+        if python is None:
+            pytest.skip("no pyenv interpreter with a shared libpython on this machine")
+    command = [python, TARGET, "-1", "3"]
+    if how == "wrapper":
+        command = ["/bin/sh", "-c", 'exec "$0" "$@"', *command]
+    out = str(tmp_path / "p.folded")
+    flags = ["--nonblocking"] if mode == "nonblocking" else []
+    record(["--duration", "20", *flags, "-o", out, "--", *command])
+    stacks = read_collapsed(out)
+    python_samples = sum(n for stack, n in stacks.items()
+                         if any(f.startswith(("heavy ", "light ")) for f in stack))
+    total = sum(stacks.values())
+    assert total > 0
+    # Before Python appears (a few ms) samples are native; after, Python.
+    assert python_samples >= 0.8 * total, (python_samples, total, list(stacks)[:3])
+
+
+def test_unknown_option_before_the_command_is_a_usage_error():
+    res = harness.run_stackpeek(["record", "--bogus", "--", "true"])
+    assert res.returncode == 2, res.stderr
+    assert "unknown option --bogus" in res.stderr

@@ -25,6 +25,7 @@ namespace {
 struct RecordArgs {
   int pid = 0;
   std::vector<std::string> command;
+  std::vector<std::string> unusedPositional; // see addRecordCommand
   double rate = 100;
   double duration = 0;
   std::vector<std::string> outputs;
@@ -274,7 +275,14 @@ CommandRunner addRecordCommand(CLI::App &app) {
   CLI::App *cmd = app.add_subcommand(
       "record", "Sample a process's stacks at a fixed rate and write a profile.");
   cmd->add_option("-p,--pid", args->pid, "process to record")->check(CLI::PositiveNumber);
-  cmd->add_option("command", args->command, "command to start and record (after --)");
+  // The command after "--" is taken verbatim, its options included
+  // (`-- python3 -m http.server`): the same CLI11 arrangement as `run`
+  // (see addRunCommand): prefix mode, and a positional whose validator
+  // refuses every word, so that all of them reach `remaining()`.
+  cmd->prefix_command();
+  cmd->validate_positionals();
+  cmd->add_option("command", args->unusedPositional, "command to start and record (after --)")
+      ->check(CLI::Validator([](std::string &) { return std::string("verbatim"); }, "", ""));
   cmd->add_option("-r,--rate", args->rate, "samples per second")
       ->check(CLI::Range(1.0, 10000.0))
       ->capture_default_str();
@@ -305,6 +313,15 @@ CommandRunner addRecordCommand(CLI::App &app) {
   return [args, cmd]() -> int {
     if (!cmd->parsed())
       return -1;
+    args->command = cmd->remaining();
+    if (!args->command.empty() && args->command.front() == "--") {
+      args->command.erase(args->command.begin());
+    } else if (!args->command.empty() && args->command.front().rfind("-", 0) == 0) {
+      // Prefix mode hands unknown options over too: say what CLI11 would.
+      llvm::errs() << "stackpeek: record: unknown option " << args->command.front()
+                   << "\nRun 'stackpeek record --help' for usage.\n";
+      return kUsage;
+    }
     return runRecord(*args);
   };
 }
