@@ -154,6 +154,16 @@ void detachAllHeldOnSignal(int sig) {
   raise(sig);
 }
 
+// Gone, a zombie, or flagged PF_EXITING (0x4 in the stat flags field).
+bool processExiting(pid_t pid) {
+  auto stat = readTaskStat(pid, pid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return true;
+  }
+  return stat->state == 'Z' || stat->state == 'X' || (stat->flags & 0x4) != 0;
+}
+
 llvm::Error attachError(AttachFailure kind, std::string message) {
   return llvm::make_error<AttachError>(kind, std::move(message));
 }
@@ -246,6 +256,10 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
         // not trace it; when sampling chosen threads it usually means that
         // thread is exiting, so it is just not captured this time.
         if (err == EPERM && onlyThreads.empty() && seized_.empty() && batch.empty()) {
+          // A process on its way out refuses PTRACE_SEIZE with EPERM too.
+          if (processExiting(pid_))
+            return attachError(AttachFailure::NoSuchProcess,
+                               "pid " + std::to_string(pid_) + " exited while being attached");
           if (pid_t tracer = tracerPid(pid_); tracer != 0)
             return attachError(AttachFailure::AlreadyTraced,
                                "pid " + std::to_string(pid_) +
@@ -325,27 +339,6 @@ private:
 };
 } // namespace
 
-void PtraceSession::spinForStops(std::vector<pid_t> &pending,
-                                 std::chrono::microseconds limit) {
-  // On a single CPU the spinning tracer would only keep the thread it
-  // waits for off that CPU.
-  static const bool multiCpu = ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
-  if (!multiCpu)
-    return;
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (!pending.empty() && std::chrono::steady_clock::now() < until)
-    for (auto it = pending.begin(); it != pending.end();) {
-      int status = 0;
-      pid_t r = waitpid(*it, &status, __WALL | WNOHANG);
-      if (r == 0) {
-        ++it;
-        continue;
-      }
-      recordStop(*it, r, status);
-      it = pending.erase(it);
-    }
-}
-
 void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   // First collect the stops that have already happened, without blocking.
   std::vector<pid_t> pending;
@@ -357,11 +350,6 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
     else
       recordStop(tid, r, status);
   }
-  // A running thread stops within microseconds of PTRACE_INTERRUPT. Polling
-  // for a short, bounded while catches that without going to sleep: a
-  // blocking wait would let this CPU idle and pay the wake-up (tens of
-  // microseconds from a deep idle state), all of it added to the pause.
-  spinForStops(pending, kSpinBeforeBlocking);
   // Then block for the rest: the kernel wakes us the moment a thread stops,
   // where polling with sched_yield could lose the CPU for a whole time slice
   // on a busy machine. A timer bounds the wait (uninterruptible sleep).
@@ -403,11 +391,45 @@ void PtraceSession::readRegisters() {
   }
 }
 
+// A thread that stopped only after the snapshot was taken: its stop can
+// still have turned a system call into EINTR (undone as for the others),
+// and a signal-delivery-stop's signal is handed back.
+void PtraceSession::detachLateStop(pid_t tid, int status) {
+  user_regs_struct regs{};
+  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
+    undoStopInducedEintr(tid, regs);
+  long sig = 0;
+  if (WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP)
+    sig = WSTOPSIG(status);
+  ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(sig));
+}
+
+// Threads in a call that a signal would interrupt with EINTR (epoll_wait,
+// accept, ...; stopInterruptsWithEintr) are let go last. While any thread
+// of the target is still traced, a signal the target ignores (SIGCHLD from
+// a child that just exited) is not discarded but queued, and it can wake a
+// thread that is already free: its epoll_wait would return EINTR, which it
+// never does without us. Letting those threads go last leaves that window
+// only among themselves.
+std::vector<pid_t> PtraceSession::detachOrder() const {
+  std::vector<pid_t> first, last;
+  for (pid_t tid : seized_) {
+    bool interruptible = false;
+    for (const StoppedThread &t : stopped_)
+      if (t.tid == tid && static_cast<long long>(t.regs.orig_rax) >= 0 &&
+          stopInterruptsWithEintr(static_cast<long>(t.regs.orig_rax)))
+        interruptible = true;
+    (interruptible ? last : first).push_back(tid);
+  }
+  first.insert(first.end(), last.begin(), last.end());
+  return first;
+}
+
 void PtraceSession::detach() {
   if (detached_)
     return;
   detached_ = true;
-  for (pid_t tid : seized_) {
+  for (pid_t tid : detachOrder()) {
     int sig = 0;
     for (const StoppedThread &t : stopped_)
       if (t.tid == tid)
@@ -419,8 +441,11 @@ void PtraceSession::detach() {
       // never stops, our own exit releases it.
       int status = 0;
       for (int i = 0; i < 100; ++i) {
-        if (waitpid(tid, &status, __WALL | WNOHANG) != 0) {
-          ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
+        if (r < 0)
+          break; // gone
+        if (r != 0) {
+          detachLateStop(tid, status);
           break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
