@@ -12,6 +12,19 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
+import pyharness  # noqa: E402
+
+_INTERPRETERS = pyharness.interpreter_params()
+
+
+@pytest.fixture(params=_INTERPRETERS, ids=[i for i, _ in _INTERPRETERS])
+def python(request):
+    """Every interpreter the Python suites run on; a missing one is skipped
+    by name (pyharness.EXPECTED_VERSIONS)."""
+    name, path = request.param
+    if path is None:
+        pytest.skip("interpreter %s not found on this machine" % name)
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -30,15 +30,7 @@ import pytest
 import harness
 import pyharness
 
-INTERPRETERS = pyharness.interpreter_params()
 
-
-@pytest.fixture(params=INTERPRETERS, ids=[i for i, _ in INTERPRETERS])
-def python(request):
-    name, path = request.param
-    if path is None:
-        pytest.skip("interpreter %s not found on this machine" % name)
-    return path
 
 
 def target_script():

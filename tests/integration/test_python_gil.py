@@ -19,7 +19,6 @@ import pytest
 import harness
 import pyharness
 
-INTERPRETERS = pyharness.interpreter_params()
 
 # Which versions can tell each state (see docs/python-versions.md).
 GIL_WAIT_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"}
@@ -27,13 +26,6 @@ GC_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13
 
 SYS_PAUSE = 34  # x86_64
 
-
-@pytest.fixture(params=INTERPRETERS, ids=[i for i, _ in INTERPRETERS])
-def python(request):
-    name, path = request.param
-    if path is None:
-        pytest.skip("interpreter %s not found on this machine" % name)
-    return path
 
 
 def start(python, scenario, workdir):

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import harness
+import pyharness
 
 PYTHON = "/usr/bin/python3"
 TARGET = os.path.join(harness._env_path("STACKPEEK_TARGETS_SRC_DIR"), "record", "cpu_split.py")
@@ -207,10 +208,9 @@ def test_subprocesses_are_recorded_under_their_own_pid(tmp_path):
 
 def _pyenv_python():
     """A pyenv interpreter (libpython is a shared library there), or None."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    for version in ("3.11.7", "3.12.1", "3.13.0", "3.10.13"):
-        path = os.path.join(root, "versions", version, "bin", "python" + version.rsplit(".", 1)[0])
-        if os.access(path, os.X_OK):
+    for version in ("3.11", "3.12", "3.13", "3.10"):
+        path = pyharness.find_pyenv_python(version)
+        if path:
             return path
     return None
 
