@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "driver/Stages.h"
@@ -56,17 +57,27 @@ void truncateFrames(Process &process, size_t maxFrames) {
     }
 }
 
-} // namespace
+// What one attempt saw of the process around it, for dumpProcess to decide
+// whether to take it again.
+struct AttemptNotes {
+  bool execSeen = false; // a thread we held finished an exec
+  Liveness before = Liveness::Running;
+  Liveness after = Liveness::Running;
+};
 
-llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
+llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, AttemptNotes &notes) {
   DumpResult result;
   Process &process = result.process;
   process.pid = pid;
+  notes.before = processLiveness(pid);
+  // The process's memory and files, seen through a thread that still has
+  // them: a leader that has exited (pthread_exit) has none.
+  pid_t view = liveThreadOf(pid);
 
   // Before the pause: /proc facts, and where the Python interpreter lives.
-  ProcessFacts facts = readProcessFacts(pid, process);
-  ProcessMemory live(pid);
-  std::optional<python::Interpreter> interp = locatePython(pid, live, process);
+  ProcessFacts facts = readProcessFacts(view, process);
+  ProcessMemory live(view);
+  std::optional<python::Interpreter> interp = locatePython(view, live, process);
 
   // Attach: every thread stops here. The pause lasts until detach().
   auto session = PtraceSession::attach(pid);
@@ -76,7 +87,7 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
 
   // Snapshot: registers (read by attach), live stacks, Python frame chains.
   SnapshotMemory snapshot(&live);
-  captureStacks((*session)->stoppedThreads(), pid, facts.maps, live, snapshot,
+  captureStacks((*session)->stoppedThreads(), view, facts.maps, live, snapshot,
                 process.errors);
   std::optional<python::CapturedPython> capturedPython;
   if (interp) {
@@ -99,6 +110,7 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
 
   // Resume: the target runs again; the rest works from the snapshot.
   (*session)->detach();
+  notes.execSeen = (*session)->execSeen();
   process.pauseMicros = static_cast<double>((*session)->pauseDuration().count());
   live.clearCache();
 
@@ -120,7 +132,7 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   // Unwind and symbolize each thread that shows native frames.
   Unwinder unwinder(facts.maps, snapshot);
   SymbolizerOptions symOptions;
-  symOptions.rootPrefix = "/proc/" + std::to_string(pid) + "/root";
+  symOptions.rootPrefix = "/proc/" + std::to_string(view) + "/root";
   symOptions.debugDirs = options.debugDirs;
   Symbolizer symbolizer(symOptions);
   for (const StoppedThread &stopped : (*session)->stoppedThreads()) {
@@ -148,15 +160,61 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
             [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
 
   python::applyDepth(std::move(depth), process);
-  fillSourceLines(pid, process);
-  fillDepthSourceLines(pid, process);
+  fillSourceLines(view, process);
+  fillDepthSourceLines(view, process);
   truncateFrames(process, options.maxFrames);
-  if (!processAlive(pid)) {
+  notes.after = processLiveness(pid);
+  if (notes.after == Liveness::Gone) {
     result.incomplete = true;
     process.errors.push_back("the process exited during the dump; stacks were captured "
                              "before it did, but symbols may be missing");
   }
   return result;
+}
+
+// An exec under way looks, from outside, like a process that is exiting (its
+// leader a zombie, its threads vanishing) or that refuses ptrace (EPERM from
+// the dying leader), and a snapshot taken across it mixes two programs. Once
+// the exec is done the process is there again, running its new program: such
+// outcomes are taken again, a few times, if the process then runs.
+bool mayBeExecRace(llvm::Error &err) {
+  bool transient = false;
+  err = llvm::handleErrors(std::move(err), [&](std::unique_ptr<AttachError> e) -> llvm::Error {
+    transient = e->kind() == AttachFailure::NoSuchProcess ||
+                e->kind() == AttachFailure::PermissionDenied ||
+                e->kind() == AttachFailure::NotDumpable;
+    return llvm::Error(std::move(e));
+  });
+  return transient;
+}
+
+} // namespace
+
+llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
+  constexpr int kAttempts = 4;
+  constexpr std::chrono::milliseconds kSettleFor{200};
+  for (int attempt = 1;; ++attempt) {
+    AttemptNotes notes;
+    llvm::Expected<DumpResult> result = dumpOnce(pid, options, notes);
+    bool lastTry = attempt == kAttempts;
+    if (!result) {
+      llvm::Error err = result.takeError();
+      if (lastTry || !mayBeExecRace(err) || settledLiveness(pid, kSettleFor) != Liveness::Running)
+        return std::move(err);
+      llvm::consumeError(std::move(err));
+      continue;
+    }
+    // "Changing" throughout is a process whose main thread has exited, not
+    // an exec: nothing to wait for.
+    bool changedMidway = notes.after != Liveness::Running && notes.after != notes.before;
+    if ((notes.execSeen || changedMidway) && !lastTry &&
+        settledLiveness(pid, kSettleFor) == Liveness::Running)
+      continue;
+    if (notes.execSeen)
+      result->process.errors.push_back(
+          "the process ran exec during the dump: stacks may mix the old program and the new");
+    return result;
+  }
 }
 
 } // namespace stackpeek

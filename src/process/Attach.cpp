@@ -94,6 +94,21 @@ void undoStopInducedEintr(pid_t tid, const user_regs_struct &regs) {
          reinterpret_cast<void *>(-kERestartNoHand));
 }
 
+// Our own stops carry no signal for the target: PTRACE_EVENT_STOP (our
+// INTERRUPT, or a group-stop) and PTRACE_EVENT_EXEC (a thread we hold
+// finished an exec; PTRACE_O_TRACEEXEC). Any other stop is a
+// signal-delivery-stop whose signal the target must still get.
+bool isEventStatus(int status) {
+  int event = status >> 16;
+  return event == PTRACE_EVENT_STOP || event == PTRACE_EVENT_EXEC;
+}
+
+bool isEventStop(const siginfo_t &info) {
+  int event = info.si_code >> 8;
+  return event == PTRACE_EVENT_STOP ||
+         (info.si_signo == SIGTRAP && event == PTRACE_EVENT_EXEC);
+}
+
 // The signal-handler flavour of the above, plus the detach itself: raw
 // syscalls only (async-signal-safe). A thread we interrupted may not have
 // reached its stop yet; it gets a short, bounded wait so its EINTR can be
@@ -127,8 +142,7 @@ void releaseHeldThreadOnSignal(pid_t tid, const timespec &deadline) {
   }
   long sig = 0;
   siginfo_t info{};
-  if (syscall(SYS_ptrace, PTRACE_GETSIGINFO, tid, 0, &info) == 0 &&
-      (info.si_code >> 8) != PTRACE_EVENT_STOP)
+  if (syscall(SYS_ptrace, PTRACE_GETSIGINFO, tid, 0, &info) == 0 && !isEventStop(info))
     sig = info.si_signo; // signal-delivery-stop: hand the signal back
   syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, sig);
 }
@@ -183,6 +197,144 @@ std::string permissionHint() {
   return hint;
 }
 
+// ---- the exec deadlock, and the watchdog that breaks it ----
+// A thread that calls execve kills the process's other threads, then waits,
+// holding the process's cred_guard_mutex, until each of them has been
+// released. A thread we trace is released only when we reap it. PTRACE_SEIZE
+// takes that same mutex, so seizing the next thread while an exec is under
+// way waits for the exec, which waits for us. Signals do not break it: the
+// kernel restarts an interrupted PTRACE_SEIZE by itself (ERESTARTNOINTR).
+// The same exec also keeps its thread from reaching our INTERRUPT stop
+// while we block on that thread's stop. So while we seize and wait, a
+// SIGALRM ticks every few milliseconds and its handler reaps the threads of
+// this attach that have exited; the exec then completes, the seize goes on,
+// and the main flow finds those threads gone (ECHILD). The thread-group
+// leader is never reaped here: its exit status may belong to stackpeek as
+// its real parent (`run`), and exec never waits for the leader's reaping.
+constexpr size_t kReapableCapacity = 1 << 16;
+
+// An exec by a thread we hold stops it in PTRACE_EVENT_EXEC, which tells us
+// the snapshot mixes two programs (execSeen). No other option: a seized
+// thread's children and clones stay untraced.
+constexpr long kSeizeOptions = PTRACE_O_TRACEEXEC;
+pid_t gReapable[kReapableCapacity]; // this attach's non-leader threads
+std::atomic<size_t> gReapableCount{0};
+
+void resetReapable() { gReapableCount.store(0, std::memory_order_release); }
+
+void addReapable(pid_t tid) {
+  size_t n = gReapableCount.load(std::memory_order_relaxed);
+  if (n == kReapableCapacity)
+    return;
+  gReapable[n] = tid;
+  gReapableCount.store(n + 1, std::memory_order_release);
+}
+
+// Async-signal-safe. WNOWAIT first: a thread in a ptrace stop is reported
+// too, and that report belongs to the main flow.
+void reapExitedThreads() {
+  size_t n = gReapableCount.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; ++i) {
+    siginfo_t info{};
+    if (syscall(SYS_waitid, P_PID, gReapable[i], &info,
+                WEXITED | WNOHANG | WNOWAIT | __WALL, nullptr) != 0 ||
+        info.si_pid != gReapable[i])
+      continue;
+    if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
+      int status = 0;
+      syscall(SYS_wait4, gReapable[i], &status, WNOHANG | __WALL, nullptr);
+    }
+  }
+}
+
+void onReapTick(int) {
+  int savedErrno = errno;
+  reapExitedThreads();
+  errno = savedErrno;
+}
+
+constexpr long kWatchdogTickUs = 2000;
+
+void armTicks(long firstUs, long intervalUs) {
+  itimerval t{};
+  t.it_value.tv_sec = firstUs / 1000000;
+  t.it_value.tv_usec = std::max<long>(1, firstUs % 1000000);
+  t.it_interval.tv_usec = intervalUs;
+  setitimer(ITIMER_REAL, &t, nullptr);
+}
+
+void disarmTicks() {
+  itimerval off{};
+  setitimer(ITIMER_REAL, &off, nullptr);
+}
+
+// While seizing: SA_RESTART, so the other calls (reading /proc) go on
+// undisturbed; the ticks only reap.
+class SeizeWatchdog {
+public:
+  SeizeWatchdog() {
+    struct sigaction sa{};
+    sa.sa_handler = onReapTick;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &previous_);
+    armTicks(kWatchdogTickUs, kWatchdogTickUs);
+  }
+  ~SeizeWatchdog() {
+    disarmTicks();
+    sigaction(SIGALRM, &previous_, nullptr);
+  }
+  SeizeWatchdog(const SeizeWatchdog &) = delete;
+  SeizeWatchdog &operator=(const SeizeWatchdog &) = delete;
+
+private:
+  struct sigaction previous_ {};
+};
+
+volatile sig_atomic_t gWaitExpired = 0;
+std::atomic<long long> gWaitDeadlineNs{0};
+
+long long monotonicNs() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+void onWaitTick(int) {
+  int savedErrno = errno;
+  if (monotonicNs() >= gWaitDeadlineNs.load(std::memory_order_relaxed))
+    gWaitExpired = 1;
+  else
+    reapExitedThreads();
+  errno = savedErrno;
+}
+
+// While waiting for stops: ticks without SA_RESTART, so a blocking waitpid
+// returns EINTR on each; the caller waits again until the deadline has
+// passed. Ticks keep coming after the deadline, which closes the race where
+// the expiry lands just before waitpid is entered.
+class WaitDeadline {
+public:
+  explicit WaitDeadline(std::chrono::microseconds delay) {
+    gWaitExpired = 0;
+    gWaitDeadlineNs.store(monotonicNs() + delay.count() * 1000LL, std::memory_order_relaxed);
+    struct sigaction sa{};
+    sa.sa_handler = onWaitTick;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &previous_);
+    armTicks(std::min<long>(kWatchdogTickUs, std::max<long>(1, delay.count())), kWatchdogTickUs);
+  }
+  ~WaitDeadline() {
+    disarmTicks();
+    sigaction(SIGALRM, &previous_, nullptr);
+  }
+  WaitDeadline(const WaitDeadline &) = delete;
+  WaitDeadline &operator=(const WaitDeadline &) = delete;
+
+private:
+  struct sigaction previous_ {};
+};
+
 // Checks the whole process before touching it, so common failures get a
 // precise message instead of a bare errno.
 llvm::Error checkAttachable(pid_t pid) {
@@ -197,7 +349,9 @@ llvm::Error checkAttachable(pid_t pid) {
     return attachError(AttachFailure::NotDumpable,
                        "pid " + std::to_string(pid) +
                            " is a kernel thread; it has no user-space stack to show");
-  if (stat->state == 'Z' || stat->state == 'X')
+  // A zombie leader with live threads (its main thread called pthread_exit,
+  // or an exec is under way) still has stacks to show.
+  if ((stat->state == 'Z' || stat->state == 'X') && processLiveness(pid) == Liveness::Gone)
     return attachError(AttachFailure::NotDumpable,
                        "pid " + std::to_string(pid) +
                            " is a zombie (it has exited and waits for its parent to reap it)");
@@ -229,6 +383,8 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
 
 llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
+  resetReapable();
+  SeizeWatchdog watchdog; // see "the exec deadlock" above
   // Re-read the task list until a pass finds no new thread. Bounded: a
   // process creating threads faster than we seize them still terminates.
   // With a fixed thread list there is one pass.
@@ -248,10 +404,18 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
     for (pid_t tid : *tids) {
       if (!seen.insert(tid).second)
         continue;
-      if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+      if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void *>(kSeizeOptions)) != 0) {
         int err = errno;
         if (err == ESRCH)
           continue; // exited between listing and seizing
+        // A leader that has exited while other threads live refuses with
+        // EPERM; the others can still be shown.
+        if (err == EPERM && tid == pid_ && onlyThreads.empty() &&
+            processLiveness(pid_) == Liveness::Changing) {
+          uncaptured_.push_back({tid, "not captured: the main thread has exited "
+                                      "(pthread_exit, or an exec under way)"});
+          continue;
+        }
         // EPERM on the first thread of a whole-process attach means we may
         // not trace it; when sampling chosen threads it usually means that
         // thread is exiting, so it is just not captured this time.
@@ -272,6 +436,8 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
         continue;
       }
       registerHeld(tid);
+      if (tid != pid_)
+        addReapable(tid);
       batch.push_back(tid);
     }
     if (!batch.empty() && seized_.empty())
@@ -297,47 +463,14 @@ bool PtraceSession::recordStop(pid_t tid, pid_t waited, int status) {
   }
   StoppedThread t;
   t.tid = tid;
-  // Event stops (our INTERRUPT, or a group-stop) carry no signal to pass
-  // on; a signal-delivery-stop carries one that the target must still get.
-  bool eventStop = (status >> 16) == PTRACE_EVENT_STOP;
-  if (!eventStop && WIFSTOPPED(status))
+  if (WIFSTOPPED(status) && !isEventStatus(status))
     t.pendingSignal = WSTOPSIG(status);
+  if ((status >> 16) == PTRACE_EVENT_EXEC)
+    execSeen_ = true;
   stopped_.push_back(t);
   return true;
 }
 
-namespace {
-volatile sig_atomic_t gWaitExpired = 0;
-void onWaitDeadline(int) { gWaitExpired = 1; } // and interrupts waitpid
-
-// Arms SIGALRM after `delay`, then every millisecond until disarmed (on
-// destruction): its only effect is to make a blocking waitpid return EINTR.
-// The repeat closes the race where the first expiry lands just before
-// waitpid is entered.
-class WaitDeadline {
-public:
-  explicit WaitDeadline(std::chrono::microseconds delay) {
-    struct sigaction sa{};
-    sa.sa_handler = onWaitDeadline; // no SA_RESTART: waitpid must return
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &previous_);
-    gWaitExpired = 0;
-    itimerval t{};
-    t.it_value.tv_sec = delay.count() / 1000000;
-    t.it_value.tv_usec = std::max<long>(1, delay.count() % 1000000);
-    t.it_interval.tv_usec = 1000;
-    setitimer(ITIMER_REAL, &t, nullptr);
-  }
-  ~WaitDeadline() {
-    itimerval off{};
-    setitimer(ITIMER_REAL, &off, nullptr);
-    sigaction(SIGALRM, &previous_, nullptr);
-  }
-
-private:
-  struct sigaction previous_ {};
-};
-} // namespace
 
 void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   // First collect the stops that have already happened, without blocking.
@@ -358,8 +491,11 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
     WaitDeadline timer(deadline);
     for (pid_t tid : pending) {
       int status = 0;
-      pid_t r = gWaitExpired ? -1 : waitpid(tid, &status, __WALL);
-      if (r < 0 && (errno == EINTR || gWaitExpired))
+      pid_t r = -1;
+      errno = EINTR;
+      while (!gWaitExpired && (r = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
+      }
+      if (r < 0 && errno == EINTR)
         r = waitpid(tid, &status, __WALL | WNOHANG); // one last look
       if (r == 0)
         late.push_back(tid);
@@ -399,7 +535,7 @@ void PtraceSession::detachLateStop(pid_t tid, int status) {
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
     undoStopInducedEintr(tid, regs);
   long sig = 0;
-  if (WIFSTOPPED(status) && (status >> 16) != PTRACE_EVENT_STOP)
+  if (WIFSTOPPED(status) && !isEventStatus(status))
     sig = WSTOPSIG(status);
   ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(sig));
 }

@@ -99,6 +99,11 @@ public:
   /// tracer must do before the real parent can reap the zombie.
   bool leaderAlive();
 
+  /// A thread we held finished an exec while we held the others: the
+  /// snapshot mixes the old program and the new one, and is worth taking
+  /// again.
+  bool execSeen() const { return execSeen_; }
+
   /// Time from the first thread being interrupted until detach() finished (or
   /// until now if still attached).
   std::chrono::microseconds pauseDuration() const;
@@ -120,6 +125,7 @@ private:
   std::chrono::steady_clock::time_point pauseEnd_{};
   bool detached_ = false;
   bool leaderGone_ = false;
+  bool execSeen_ = false;
 };
 
 /// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "llvm/ADT/StringRef.h"
 
@@ -151,6 +152,78 @@ bool processAlive(pid_t pid) {
     return false;
   }
   return stat->state != 'Z' && stat->state != 'X';
+}
+
+Liveness processLiveness(pid_t pid) {
+  auto stat = readTaskStat(pid, pid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return Liveness::Gone;
+  }
+  constexpr unsigned kPfExiting = 0x4;
+  bool leaderEnding = stat->state == 'Z' || stat->state == 'X' || (stat->flags & kPfExiting);
+  if (!leaderEnding)
+    return Liveness::Running;
+  auto tids = listThreads(pid);
+  if (!tids) {
+    llvm::consumeError(tids.takeError());
+    return Liveness::Gone;
+  }
+  for (pid_t tid : *tids) {
+    if (tid == pid)
+      continue;
+    auto other = readTaskStat(pid, tid);
+    if (!other) {
+      llvm::consumeError(other.takeError());
+      continue;
+    }
+    if (other->state != 'Z' && other->state != 'X' && !(other->flags & kPfExiting))
+      return Liveness::Changing;
+  }
+  return Liveness::Gone;
+}
+
+Liveness settledLiveness(pid_t pid, std::chrono::milliseconds limit) {
+  // A zombie leader alone can also be a moment of an exec (the execing
+  // thread's switch to the leader's pid): give it a few milliseconds more.
+  constexpr std::chrono::milliseconds kZombieGrace{10};
+  auto start = std::chrono::steady_clock::now();
+  auto undecided = [&](Liveness now) {
+    auto elapsed = std::chrono::steady_clock::now() - start;
+    if (now == Liveness::Changing)
+      return elapsed < limit;
+    return now == Liveness::Gone && elapsed < std::min<std::chrono::nanoseconds>(kZombieGrace, limit) &&
+           processExists(pid);
+  };
+  Liveness now = processLiveness(pid);
+  while (undecided(now)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    now = processLiveness(pid);
+  }
+  return now;
+}
+
+pid_t liveThreadOf(pid_t pid) {
+  auto leader = readTaskStat(pid, pid);
+  if (!leader) {
+    llvm::consumeError(leader.takeError());
+    return pid;
+  }
+  if (leader->state != 'Z' && leader->state != 'X')
+    return pid;
+  auto tids = listThreads(pid);
+  if (!tids) {
+    llvm::consumeError(tids.takeError());
+    return pid;
+  }
+  for (pid_t tid : *tids) {
+    auto stat = readTaskStat(pid, tid);
+    if (stat && stat->state != 'Z' && stat->state != 'X')
+      return tid;
+    if (!stat)
+      llvm::consumeError(stat.takeError());
+  }
+  return pid;
 }
 
 std::vector<pid_t> childProcesses(pid_t pid) {

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,6 +44,20 @@ pid_t tracerPid(pid_t pid);
 bool processExists(pid_t pid);
 /// Exists and has not exited (a zombie has exited: it waits to be reaped).
 bool processAlive(pid_t pid);
+/// Whether a process runs, has gone for good, or is between the two for a
+/// moment: its leader exiting or a zombie while other threads still live.
+/// That is what an exec looks like from outside while it kills the other
+/// threads (from a thread other than the leader, the old leader dies and the
+/// execing thread takes over its pid); it is also, for good, a process whose
+/// main thread called pthread_exit.
+enum class Liveness { Running, Gone, Changing };
+Liveness processLiveness(pid_t pid);
+/// processLiveness, waiting up to `limit` for a Changing process to settle.
+Liveness settledLiveness(pid_t pid, std::chrono::milliseconds limit);
+/// `pid` itself, or while its leader is a zombie (see Liveness) one of its
+/// live threads: /proc/TID/{maps,mem,root,...} of any thread describe the
+/// whole process, and a zombie leader's are empty.
+pid_t liveThreadOf(pid_t pid);
 /// Children of every thread of `pid` (from /proc/PID/task/*/children).
 std::vector<pid_t> childProcesses(pid_t pid);
 

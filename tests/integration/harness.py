@@ -323,7 +323,7 @@ def native_debug_dir():
     return os.path.join(targets_dir(), "debug")
 
 
-def start_native_target(variant, workdir, depth=None):
+def start_native_target(variant, workdir, depth=None, extra=()):
     """Start a native_target variant; returns once all its blocked threads sleep."""
     exe = target_path(_NATIVE_BINARIES[variant])
     workdir = str(workdir)
@@ -332,6 +332,7 @@ def start_native_target(variant, workdir, depth=None):
     argv = [exe, "--ready-fd", "{ready_fd}", "--oracle", oracle_path, "--stats", stats_path]
     if depth is not None:
         argv += ["--depth", str(depth)]
+    argv += list(extra)
     t = start_target(argv)
     with open(oracle_path) as f:
         t.oracle = json.load(f)

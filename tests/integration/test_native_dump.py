@@ -10,6 +10,7 @@ Also covers the text format, several PIDs in one call, and the documented
 exit statuses of the command line.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -338,6 +339,31 @@ def test_zombie_is_not_dumpable():
     harness.wait_until(lambda: harness.proc_state(p.pid) == "Z", 10, "child to become a zombie")
     res = harness.run_stackpeek(["dump", p.pid])
     assert_error_line(res, 6)
+
+
+def test_process_whose_main_thread_exited(tmp_path):
+    """main called pthread_exit: the leader is a zombie, the process lives on.
+
+    Its memory and maps are reached through a live thread, every other
+    thread's chain matches the oracle, and the leader is listed as not
+    captured with the reason. Before, the whole process was refused as a
+    zombie (exit 6)."""
+    t = harness.start_native_target("pie", tmp_path, extra=["--main-exits"])
+    harness.wait_until(lambda: harness.proc_state(t.pid) == "Z", 10, "the main thread to exit")
+    res = harness.run_stackpeek(["dump", "--format", "json", "--max-frames", "4096", t.pid])
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    threads = by_tid(doc)
+    leader = threads[t.pid]
+    assert not leader["frames"]
+    assert any("main thread has exited" in e for e in leader["errors"]), leader
+    checked = 0
+    for o in oracle_threads(t, blocked_only=True):
+        assert not chain_problems(threads[o["tid"]], o["frames"], t.oracle["executable"]), o["name"]
+        checked += 1
+    assert checked >= 5
+    t.stats.wait_ticks_past(t.stats.ticks() + 3)  # still running, undisturbed
+    assert t.stats.spurious() == 0
 
 
 def kernel_thread_pid():

@@ -9,6 +9,7 @@
 // stripped with separate build-id debug info); see CMakeLists.txt.
 //
 // Usage: native_target [--ready-fd N] [--oracle PATH] [--stats PATH] [--depth D]
+//                      [--main-exits]
 //   --ready-fd  a pipe fd; one byte is written once every thread has announced
 //               that its next action is the blocking call and every thread but
 //               main is asleep in the kernel (main blocks right after writing:
@@ -16,6 +17,9 @@
 //   --oracle    where to write the oracle JSON (before the ready byte)
 //   --stats     the ticker stats file (see target_common.h)
 //   --depth     depth of the recursion thread (default 1000)
+//   --main-exits  main calls pthread_exit instead of blocking, once it has
+//               signalled readiness: the leader becomes a zombie while every
+//               other thread goes on (the oracle marks main not blocked)
 //
 // Chains (outermost first): the function names are taken from __func__ for
 // extern "C" functions and from __PRETTY_FUNCTION__ (minus the return type)
@@ -102,6 +106,7 @@ static target::BlockedCounter g_blocked;
 static int g_ready_fd = -1;
 static const char* g_oracle_path = nullptr;
 static int g_depth = 1000;
+static bool g_main_exits = false;
 static int g_pipe[2];
 static pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
@@ -290,8 +295,10 @@ static void announce_blocked() {
   std::vector<pid_t> tids;
   for (auto& t : g_threads) tids.push_back(t.tid);
   target::wait_all_sleeping(tids);
+  if (g_main_exits) g_main.blocked = false;
   if (g_oracle_path) write_oracle();
   target::signal_ready(g_ready_fd);
+  if (g_main_exits) pthread_exit(nullptr);
 }
 
 extern "C" NOINLINE void main_park(int x) {
@@ -311,6 +318,8 @@ int main(int argc, char** argv) {
   g_oracle_path = target::arg_value(argc, argv, "--oracle", nullptr);
   g_depth = std::atoi(target::arg_value(argc, argv, "--depth", "1000"));
   if (g_depth < 1) g_depth = 1;
+  for (int i = 1; i < argc; ++i)
+    if (std::strcmp(argv[i], "--main-exits") == 0) g_main_exits = true;
   target::stats_open(target::arg_value(argc, argv, "--stats", nullptr));
   if (pipe2(g_pipe, O_CLOEXEC) != 0) target::die("pipe");
   sem_init(&g_sem, 0, 0);

@@ -13,7 +13,10 @@
  *
  * Optional "churn" workers create and join short-lived threads continuously
  * (thread churn during dumps); "--exec-loop N" makes the process re-exec
- * itself every N milliseconds (exec racing an attach); "--exit-after N"
+ * itself every N milliseconds (exec racing an attach), from the main thread
+ * in even generations and from another thread in odd ones, with
+ * "--exec-threads N" extra sleeping threads (more threads for the exec to
+ * kill, so a dump more often seizes while it does); "--exit-after N"
  * makes it exit with status 0 on its own after N ms (exit racing a dump).
  *
  * Reporting: a 4 KiB stats file shared with the tests through mmap (layout
@@ -21,7 +24,8 @@
  * on --ready-fd once every worker has completed an operation.
  *
  * Usage: stress_target --stats PATH [--ready-fd FD] [--churn N]
- *                      [--exec-loop MS] [--exit-after MS] [--generation G]
+ *                      [--exec-loop MS] [--exec-threads N] [--exit-after MS]
+ *                      [--generation G]
  *
  * Built without sanitizers and with plain flags (tests/targets/CMakeLists.txt
  * clears the directory's options), like the other targets.
@@ -344,6 +348,22 @@ static void start(void *(*fn)(void *), const char *name) {
   pthread_setname_np(t, name);
 }
 
+/* ---- the exec loop: replace the whole process with a new generation ---- */
+static const char *exec_argv0, *exec_stats_path;
+static char exec_gen[32], exec_ms_arg[32], exec_threads_arg[32];
+static int exec_after_ms;
+
+static void *exec_self(void *arg) {
+  (void)arg;
+  sleep_ms(exec_after_ms);
+  char *const args[] = {(char *)exec_argv0, "--stats", (char *)exec_stats_path,
+                        "--exec-loop", exec_ms_arg, "--exec-threads", exec_threads_arg,
+                        "--generation", exec_gen, NULL};
+  execv("/proc/self/exe", args);
+  anomaly(W_SLEEP, "exec failed: %s", strerror(errno));
+  exit(1);
+}
+
 static void die(const char *what) {
   fprintf(stderr, "stress_target: %s: %s\n", what, strerror(errno));
   exit(2);
@@ -351,18 +371,19 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
   const char *stats_path = NULL;
-  int ready_fd = -1, churn = 0, exec_ms = 0, exit_ms = 0;
+  int ready_fd = -1, churn = 0, exec_ms = 0, exit_ms = 0, exec_threads = 0;
   long generation = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--stats")) stats_path = argv[i + 1];
     else if (!strcmp(argv[i], "--ready-fd")) ready_fd = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--churn")) churn = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--exec-loop")) exec_ms = atoi(argv[i + 1]);
+    else if (!strcmp(argv[i], "--exec-threads")) exec_threads = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--generation")) generation = atol(argv[i + 1]);
     else if (!strcmp(argv[i], "--exit-after")) exit_ms = atoi(argv[i + 1]);
     else {
       fprintf(stderr, "usage: stress_target --stats PATH [--ready-fd FD] [--churn N] "
-                      "[--exec-loop MS] [--exit-after MS]\n");
+                      "[--exec-loop MS] [--exec-threads N] [--exit-after MS]\n");
       return 2;
     }
   }
@@ -385,25 +406,29 @@ int main(int argc, char **argv) {
   __atomic_store_n(&stats[S_MAGIC], STATS_MAGIC, __ATOMIC_RELEASE);
 
   if (exec_ms > 0) {
+    exec_stats_path = stats_path;
     /* Exec racing an attach: a few threads, then replace the whole process. */
     start(sleeper, "sleeper");
     start(futex_waiter, "futex-wait");
     start(futex_waker, "futex-wake");
+    for (int i = 0; i < exec_threads; ++i)
+      start(sleeper, "exec-sleeper");
     if (ready_fd >= 0) {
       char c = 'R';
       if (write(ready_fd, &c, 1) != 1)
         die("ready fd");
       close(ready_fd);
     }
-    sleep_ms(exec_ms);
-    char gen[32], ms[32];
-    snprintf(gen, sizeof gen, "%ld", generation + 1);
-    snprintf(ms, sizeof ms, "%d", exec_ms);
-    char *const args[] = {argv[0], "--stats", (char *)stats_path, "--exec-loop", ms,
-                          "--generation", gen, NULL};
-    execv("/proc/self/exe", args);
-    anomaly(W_SLEEP, "exec failed: %s", strerror(errno));
-    return 1;
+    snprintf(exec_gen, sizeof exec_gen, "%ld", generation + 1);
+    snprintf(exec_ms_arg, sizeof exec_ms_arg, "%d", exec_ms);
+    snprintf(exec_threads_arg, sizeof exec_threads_arg, "%d", exec_threads);
+    exec_argv0 = argv[0];
+    exec_after_ms = exec_ms;
+    if (generation % 2 == 0)
+      exec_self(NULL);
+    start(exec_self, "exec-from-thread");
+    for (;;)
+      pause();
   }
 
   if (pipe2(pipe_fds, O_CLOEXEC) != 0)
