@@ -20,6 +20,14 @@ std::vector<std::pair<uint64_t, uint64_t>> immutableRanges(const std::vector<Map
       ranges.emplace_back(m.start, m.end);
   return ranges;
 }
+
+bool sameMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry> &b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const MapEntry &x, const MapEntry &y) {
+                      return x.start == y.start && x.end == y.end && x.offset == y.offset &&
+                             x.perms == y.perms && x.inode == y.inode && x.path == y.path;
+                    });
+}
 } // namespace
 
 ProcessSampler::ProcessSampler(pid_t pid, const SamplerOptions &options)
@@ -110,12 +118,41 @@ void ProcessSampler::lookAgain() {
   // nothing running yet) can be a half-read one: until a capture has shown
   // Python frames, it is looked for again too.
   bool stillStarting = (!interp_ || !pythonSeen_) && now - lookedAt_ < kLookForPythonFor;
-  if (!execd && !stillStarting)
+  if (execd || stillStarting) {
+    auto since = lookedAt_;
+    readProcess(execd);
+    if (!execd)
+      lookedAt_ = since; // keep the window of the current image
     return;
-  auto since = lookedAt_;
-  readProcess(execd);
-  if (!execd)
-    lookedAt_ = since; // keep the window of the current image
+  }
+  // Mappings change later too: a library loaded with dlopen, or one the
+  // loader was still mapping when we looked (its whole span mapped
+  // read-only first, the writable data over it after). Checked often while
+  // the process is young, then once a second.
+  auto every = now - lookedAt_ < kLookForPythonFor ? std::chrono::milliseconds(100)
+                                                   : std::chrono::milliseconds(1000);
+  if (now - lastMapsCheck_ >= every) {
+    lastMapsCheck_ = now;
+    refreshMaps();
+  }
+}
+
+// Takes in changed mappings without starting over: the unwinder and the
+// pages cached as unchanging depend on them (a range that was read-only
+// may now be writable data); symbols and the interpreter's place do not.
+void ProcessSampler::refreshMaps() {
+  auto maps = readMaps(pid_);
+  if (!maps) {
+    llvm::consumeError(maps.takeError());
+    return;
+  }
+  if (sameMappings(*maps, facts_.maps))
+    return;
+  facts_.maps = std::move(*maps);
+  live_.clearAll();
+  live_.setImmutableRanges(immutableRanges(facts_.maps));
+  unwinder_ = std::make_unique<Unwinder>(facts_.maps, snapshot_);
+  pythonPages_.clear();
 }
 
 // A thread we just let go runs for a moment to re-enter the call it was

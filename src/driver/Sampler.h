@@ -75,6 +75,7 @@ private:
   void settle(const std::map<pid_t, char> &before);
   void readProcess(bool newImage);
   void lookAgain();
+  void refreshMaps();
   // How long after the start (or an exec) a process that is not Python yet
   // is looked at again for an interpreter.
   static constexpr std::chrono::seconds kLookForPythonFor{5};
@@ -98,7 +99,7 @@ private:
   std::vector<uint64_t> pythonPages_; // read by the last capture: prefetched
   std::string exe_; // /proc/PID/exe when the process was last read
   bool pythonSeen_ = false; // a capture has shown Python frames
-  std::chrono::steady_clock::time_point lookedAt_{}, lastLook_{};
+  std::chrono::steady_clock::time_point lookedAt_{}, lastLook_{}, lastMapsCheck_{};
   std::map<pid_t, std::string> threadNames_;
 };
 

@@ -242,6 +242,27 @@ def test_recording_a_command_finds_python_that_comes_late(tmp_path, how, mode):
     assert python_samples >= 0.8 * total, (python_samples, total, list(stacks)[:3])
 
 
+def test_native_frames_of_a_library_loaded_after_the_start_are_named(tmp_path):
+    """A library dlopen'ed after recording began (here libbz2, through the
+    _bz2 extension) must be symbolized: the mappings are read again as they
+    change, not only once at the start."""
+    try:
+        import _bz2  # noqa: F401  (the target needs it)
+    except ImportError:
+        pytest.skip("this python3 has no _bz2 module")
+    target = os.path.join(os.path.dirname(TARGET), "late_library.py")
+    out = str(tmp_path / "p.folded")
+    record(["--native", "--duration", "30", "-o", out, "--", PYTHON, target, "1", "3"])
+    stacks = read_collapsed(out)
+    compressing = {stack: n for stack, n in stacks.items()
+                   if any(f.startswith("compress_loop ") for f in stack)}
+    total = sum(compressing.values())
+    assert total >= 50, f"too few samples in compress_loop: {total}"
+    in_libbz2 = sum(n for stack, n in compressing.items()
+                    if any("(libbz2.so" in f for f in stack))
+    assert in_libbz2 >= 0.7 * total, (in_libbz2, total, list(compressing)[:3])
+
+
 def test_unknown_option_before_the_command_is_a_usage_error():
     res = harness.run_stackpeek(["record", "--bogus", "--", "true"])
     assert res.returncode == 2, res.stderr
