@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 
 #include "driver/Stages.h"
 #include "process/ProcFs.h"
@@ -193,26 +194,38 @@ bool mayBeExecRace(llvm::Error &err) {
 llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
   constexpr int kAttempts = 4;
   constexpr std::chrono::milliseconds kSettleFor{200};
+  const std::string kExecNote =
+      "the process ran exec during the dump: stacks may mix the old program and the new";
+  // The last dump that was taken but raced an exec: better than an error if
+  // the process keeps exec'ing through every attempt.
+  std::optional<DumpResult> raced;
   for (int attempt = 1;; ++attempt) {
     AttemptNotes notes;
     llvm::Expected<DumpResult> result = dumpOnce(pid, options, notes);
     bool lastTry = attempt == kAttempts;
     if (!result) {
       llvm::Error err = result.takeError();
-      if (lastTry || !mayBeExecRace(err) || settledLiveness(pid, kSettleFor) != Liveness::Running)
+      bool retry = mayBeExecRace(err) && (!lastTry || raced) &&
+                   settledLiveness(pid, kSettleFor) == Liveness::Running;
+      if (!retry)
         return std::move(err);
       llvm::consumeError(std::move(err));
+      if (lastTry) {
+        raced->process.errors.push_back(kExecNote);
+        return std::move(*raced);
+      }
       continue;
     }
     // "Changing" throughout is a process whose main thread has exited, not
     // an exec: nothing to wait for.
     bool changedMidway = notes.after != Liveness::Running && notes.after != notes.before;
     if ((notes.execSeen || changedMidway) && !lastTry &&
-        settledLiveness(pid, kSettleFor) == Liveness::Running)
+        settledLiveness(pid, kSettleFor) == Liveness::Running) {
+      raced = std::move(*result);
       continue;
+    }
     if (notes.execSeen)
-      result->process.errors.push_back(
-          "the process ran exec during the dump: stacks may mix the old program and the new");
+      result->process.errors.push_back(kExecNote);
     return result;
   }
 }

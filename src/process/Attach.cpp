@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -384,7 +385,10 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
 llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
   resetReapable();
-  SeizeWatchdog watchdog; // see "the exec deadlock" above
+  // See "the exec deadlock" above. Armed from the second thread on: with
+  // one thread seized there is nothing to reap, and a one-thread sample
+  // then pays nothing for it.
+  std::optional<SeizeWatchdog> watchdog;
   // Re-read the task list until a pass finds no new thread. Bounded: a
   // process creating threads faster than we seize them still terminates.
   // With a fixed thread list there is one pass.
@@ -404,6 +408,8 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
     for (pid_t tid : *tids) {
       if (!seen.insert(tid).second)
         continue;
+      if (!watchdog && (!seized_.empty() || !batch.empty()))
+        watchdog.emplace();
       if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void *>(kSeizeOptions)) != 0) {
         int err = errno;
         if (err == ESRCH)
