@@ -178,7 +178,7 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
 // the dying leader), and a snapshot taken across it mixes two programs. Once
 // the exec is done the process is there again, running its new program: such
 // outcomes are taken again, a few times, if the process then runs.
-bool mayBeExecRace(llvm::Error &err) {
+bool mayBeExecRace(llvm::Error &err, pid_t pid) {
   bool transient = false;
   err = llvm::handleErrors(std::move(err), [&](std::unique_ptr<AttachError> e) -> llvm::Error {
     transient = e->kind() == AttachFailure::NoSuchProcess ||
@@ -186,6 +186,12 @@ bool mayBeExecRace(llvm::Error &err) {
                 e->kind() == AttachFailure::NotDumpable;
     return llvm::Error(std::move(e));
   });
+  // A kernel thread stays one: no need to try again.
+  constexpr unsigned kPfKthread = 0x00200000;
+  if (auto stat = readTaskStat(pid, pid); stat && (stat->flags & kPfKthread))
+    transient = false;
+  else if (!stat)
+    llvm::consumeError(stat.takeError());
   return transient;
 }
 
@@ -205,16 +211,18 @@ llvm::Expected<DumpResult> dumpProcess(pid_t pid, const DumpOptions &options) {
     bool lastTry = attempt == kAttempts;
     if (!result) {
       llvm::Error err = result.takeError();
-      bool retry = mayBeExecRace(err) && (!lastTry || raced) &&
-                   settledLiveness(pid, kSettleFor) == Liveness::Running;
-      if (!retry)
-        return std::move(err);
-      llvm::consumeError(std::move(err));
-      if (lastTry) {
-        raced->process.errors.push_back(kExecNote);
-        return std::move(*raced);
+      if (mayBeExecRace(err, pid) && !lastTry &&
+          settledLiveness(pid, kSettleFor) == Liveness::Running) {
+        llvm::consumeError(std::move(err));
+        continue;
       }
-      continue;
+      if (!raced)
+        return std::move(err);
+      // An earlier attempt did take a dump: better than this error.
+      llvm::consumeError(std::move(err));
+      raced->process.errors.push_back(kExecNote);
+      raced->incomplete = raced->incomplete || processLiveness(pid) == Liveness::Gone;
+      return std::move(*raced);
     }
     // "Changing" throughout is a process whose main thread has exited, not
     // an exec: nothing to wait for.

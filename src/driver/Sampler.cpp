@@ -21,12 +21,31 @@ std::vector<std::pair<uint64_t, uint64_t>> immutableRanges(const std::vector<Map
   return ranges;
 }
 
-bool sameMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry> &b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
-                    [](const MapEntry &x, const MapEntry &y) {
-                      return x.start == y.start && x.end == y.end && x.offset == y.offset &&
-                             x.perms == y.perms && x.inode == y.inode && x.path == y.path;
+// Mappings of files only: anonymous ones ([heap], thread stacks) change
+// all the time and matter neither to unwinding nor to the cached pages.
+bool sameFileMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry> &b) {
+  auto files = [](const std::vector<MapEntry> &maps) {
+    std::vector<const MapEntry *> out;
+    for (const MapEntry &m : maps)
+      if (m.isFile())
+        out.push_back(&m);
+    return out;
+  };
+  auto fa = files(a), fb = files(b);
+  return std::equal(fa.begin(), fa.end(), fb.begin(), fb.end(),
+                    [](const MapEntry *x, const MapEntry *y) {
+                      return x->start == y->start && x->end == y->end &&
+                             x->offset == y->offset && x->perms == y->perms &&
+                             x->inode == y->inode && x->path == y->path;
                     });
+}
+
+// Where the executable's first mapping starts (0 if it is not mapped).
+uint64_t mainImageBase(const std::vector<MapEntry> &maps, const std::string &exe) {
+  for (const MapEntry &m : maps)
+    if (m.offset == 0 && m.path == exe)
+      return m.start;
+  return 0;
 }
 } // namespace
 
@@ -146,8 +165,16 @@ void ProcessSampler::refreshMaps() {
     llvm::consumeError(maps.takeError());
     return;
   }
-  if (sameMappings(*maps, facts_.maps))
+  // A zombie leader (an exec under way, or main exited) shows no mappings:
+  // keep what we have.
+  if (maps->empty() || sameFileMappings(*maps, facts_.maps))
     return;
+  // The executable mapped somewhere else: the same program exec'd again
+  // (its path unchanged), and everything read of it is stale.
+  if (mainImageBase(*maps, exe_) != mainImageBase(facts_.maps, exe_)) {
+    readProcess(true);
+    return;
+  }
   facts_.maps = std::move(*maps);
   live_.clearAll();
   live_.setImmutableRanges(immutableRanges(facts_.maps));
@@ -294,6 +321,13 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     ++stats.pauses;
     stats.pauseTotalUs += us;
     stats.pauseMaxUs = std::max(stats.pauseMaxUs, us);
+    if (session->execSeen()) {
+      // The pass straddled an exec: its stacks mix two programs. Drop it
+      // and start over on the new one.
+      ++stats.failures["the process ran exec during the sample"];
+      readProcess(true);
+      return processAlive(pid_);
+    }
   }
   live_.clearCache();
 

@@ -223,6 +223,40 @@ std::atomic<size_t> gReapableCount{0};
 
 void resetReapable() { gReapableCount.store(0, std::memory_order_release); }
 
+// Threads a detach had to give up on (they never reached their stop, e.g.
+// a long uninterruptible sleep): still ours. Each new attach first lets go
+// of those that have stopped since, and reaps those that died; until then
+// they stay registered for the signal handlers and reapable for the
+// watchdog (a thread that dies traced is a zombie an exec would wait on).
+struct Leftover {
+  pid_t pid, tid;
+};
+std::vector<Leftover> gLeftovers; // main flow only
+
+void addReapable(pid_t tid);
+void detachStopped(pid_t tid, int status);
+
+void releaseLeftovers() {
+  for (auto it = gLeftovers.begin(); it != gLeftovers.end();) {
+    int status = 0;
+    pid_t r = waitpid(it->tid, &status, __WALL | WNOHANG);
+    if (r == 0) {
+      ++it;
+      continue;
+    }
+    if (r > 0 && WIFSTOPPED(status))
+      detachStopped(it->tid, status);
+    unregisterHeld(it->tid);
+    it = gLeftovers.erase(it);
+  }
+}
+
+void addLeftoversToReapable() {
+  for (const Leftover &l : gLeftovers)
+    if (l.tid != l.pid)
+      addReapable(l.tid);
+}
+
 void addReapable(pid_t tid) {
   size_t n = gReapableCount.load(std::memory_order_relaxed);
   if (n == kReapableCapacity)
@@ -233,17 +267,24 @@ void addReapable(pid_t tid) {
 
 // Async-signal-safe. WNOWAIT first: a thread in a ptrace stop is reported
 // too, and that report belongs to the main flow.
+// At most kReapPerTick threads a tick, resuming where the last tick
+// stopped, so that with thousands of threads a tick still ends long before
+// the next one and the main flow keeps moving.
+constexpr size_t kReapPerTick = 128;
+size_t gReapCursor = 0; // touched by the handler only
+
 void reapExitedThreads() {
   size_t n = gReapableCount.load(std::memory_order_acquire);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t k = 0; k < std::min(n, kReapPerTick); ++k) {
+    pid_t tid = gReapable[gReapCursor++ % n];
     siginfo_t info{};
-    if (syscall(SYS_waitid, P_PID, gReapable[i], &info,
-                WEXITED | WNOHANG | WNOWAIT | __WALL, nullptr) != 0 ||
-        info.si_pid != gReapable[i])
+    if (syscall(SYS_waitid, P_PID, tid, &info, WEXITED | WNOHANG | WNOWAIT | __WALL, nullptr) !=
+            0 ||
+        info.si_pid != tid)
       continue;
     if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
       int status = 0;
-      syscall(SYS_wait4, gReapable[i], &status, WNOHANG | __WALL, nullptr);
+      syscall(SYS_wait4, tid, &status, WNOHANG | __WALL, nullptr);
     }
   }
 }
@@ -371,6 +412,7 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
   if (!options.skipChecks)
     if (llvm::Error err = checkAttachable(pid))
       return std::move(err);
+  releaseLeftovers();
   std::unique_ptr<PtraceSession> session(new PtraceSession(pid));
   if (llvm::Error err = session->seizeAll(options.onlyThreads))
     return std::move(err); // the destructor detaches what was seized
@@ -385,6 +427,7 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
 llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
   resetReapable();
+  addLeftoversToReapable();
   // See "the exec deadlock" above. Armed from the second thread on: with
   // one thread seized there is nothing to reap, and a one-thread sample
   // then pays nothing for it.
@@ -463,6 +506,8 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
 // Records the outcome of one wait: false if the thread is gone.
 bool PtraceSession::recordStop(pid_t tid, pid_t waited, int status) {
   if (waited < 0 || WIFEXITED(status) || WIFSIGNALED(status)) {
+    if (tid != pid_)
+      lostThreads_ = true; // killed by an exec, perhaps: see adoptExecedLeader
     unregisterHeld(tid); // gone: nothing to detach
     seized_.erase(std::find(seized_.begin(), seized_.end(), tid));
     return false;
@@ -536,7 +581,10 @@ void PtraceSession::readRegisters() {
 // A thread that stopped only after the snapshot was taken: its stop can
 // still have turned a system call into EINTR (undone as for the others),
 // and a signal-delivery-stop's signal is handed back.
-void PtraceSession::detachLateStop(pid_t tid, int status) {
+void PtraceSession::detachLateStop(pid_t tid, int status) { detachStopped(tid, status); }
+
+namespace {
+void detachStopped(pid_t tid, int status) {
   user_regs_struct regs{};
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
     undoStopInducedEintr(tid, regs);
@@ -545,6 +593,7 @@ void PtraceSession::detachLateStop(pid_t tid, int status) {
     sig = WSTOPSIG(status);
   ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(sig));
 }
+} // namespace
 
 // Threads in a call that a signal would interrupt with EINTR (epoll_wait,
 // accept, ...; stopInterruptsWithEintr) are let go last. While any thread
@@ -567,10 +616,39 @@ std::vector<pid_t> PtraceSession::detachOrder() const {
   return first;
 }
 
+// A thread that runs exec from outside the leader takes over the leader's
+// pid and, being ours, stops there in PTRACE_EVENT_EXEC while its own tid
+// vanishes (so do the threads the exec killed: lostThreads_). That stop
+// tells us the snapshot mixes two programs, and the thread must be let go
+// whether or not the leader was among the threads we seized.
+void PtraceSession::adoptExecedLeader() {
+  bool held = std::find(seized_.begin(), seized_.end(), pid_) != seized_.end();
+  if (!held && tracerPid(pid_) != getpid())
+    return;
+  int status = 0;
+  pid_t r = waitpid(pid_, &status, __WALL | WNOHANG);
+  if (r == pid_) {
+    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_EXEC)
+      execSeen_ = true;
+    if (WIFSTOPPED(status))
+      detachStopped(pid_, status);
+    if (held)
+      seized_.erase(std::find(seized_.begin(), seized_.end(), pid_));
+    unregisterHeld(pid_);
+    return;
+  }
+  if (r == 0 && !held) { // ours and not stopped yet: the loop below waits for it
+    registerHeld(pid_);
+    seized_.push_back(pid_);
+  }
+}
+
 void PtraceSession::detach() {
   if (detached_)
     return;
   detached_ = true;
+  if (lostThreads_)
+    adoptExecedLeader();
   for (pid_t tid : detachOrder()) {
     int sig = 0;
     for (const StoppedThread &t : stopped_)
@@ -580,17 +658,23 @@ void PtraceSession::detach() {
         errno == ESRCH && processExists(pid_)) {
       // Not stopped yet (our INTERRUPT still pending, e.g. the thread is in
       // uninterruptible sleep): wait a little for the stop, then detach. If it
-      // never stops, our own exit releases it.
+      // never stops, the next attach or our own exit releases it.
       int status = 0;
-      for (int i = 0; i < 100; ++i) {
+      bool settled = false;
+      for (int i = 0; i < 100 && !settled; ++i) {
         pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-        if (r < 0)
-          break; // gone
-        if (r != 0) {
+        if (r < 0) {
+          settled = true; // gone
+        } else if (r != 0) {
           detachLateStop(tid, status);
-          break;
+          settled = true;
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      if (!settled) {
+        gLeftovers.push_back({pid_, tid});
+        continue; // stays registered for the signal handlers
       }
     }
     unregisterHeld(tid);

@@ -113,6 +113,7 @@ private:
   llvm::Error seizeAll(const std::vector<pid_t> &onlyThreads);
   void waitForStops(std::chrono::milliseconds deadline);
   static void detachLateStop(pid_t tid, int status);
+  void adoptExecedLeader();
   std::vector<pid_t> detachOrder() const;
   bool recordStop(pid_t tid, pid_t waited, int status);
   void readRegisters();
@@ -126,6 +127,7 @@ private:
   bool detached_ = false;
   bool leaderGone_ = false;
   bool execSeen_ = false;
+  bool lostThreads_ = false; // a seized thread other than the leader vanished
 };
 
 /// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the
