@@ -523,6 +523,21 @@ bool PtraceSession::recordStop(pid_t tid, pid_t waited, int status) {
 }
 
 
+void PtraceSession::spinForStops(std::vector<pid_t> &pending, std::chrono::microseconds limit) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (!pending.empty() && std::chrono::steady_clock::now() < until)
+    for (auto it = pending.begin(); it != pending.end();) {
+      int status = 0;
+      pid_t r = waitpid(*it, &status, __WALL | WNOHANG);
+      if (r == 0) {
+        ++it;
+        continue;
+      }
+      recordStop(*it, r, status);
+      it = pending.erase(it);
+    }
+}
+
 void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   // First collect the stops that have already happened, without blocking.
   std::vector<pid_t> pending;
@@ -534,6 +549,14 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
     else
       recordStop(tid, r, status);
   }
+  // A running thread stops within microseconds of PTRACE_INTERRUPT: poll
+  // for it for a short, bounded while instead of sleeping. Asleep in
+  // waitpid, this CPU may go idle and pay its wake-up inside the pause, and
+  // the stopping thread wakes us with a "sync" wakeup, which may move us
+  // onto its CPU. On a 1-thread target at 100 Hz the mean pause went from
+  // 80-160 us to 70-110 us (alternating runs); the poll costs about 10-20
+  // us of our CPU per sample.
+  spinForStops(pending, kSpinBeforeBlocking);
   // Then block for the rest: the kernel wakes us the moment a thread stops,
   // where polling with sched_yield could lose the CPU for a whole time slice
   // on a busy machine. A timer bounds the wait (uninterruptible sleep).

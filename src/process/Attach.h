@@ -112,6 +112,8 @@ private:
   explicit PtraceSession(pid_t pid) : pid_(pid) {}
   llvm::Error seizeAll(const std::vector<pid_t> &onlyThreads);
   void waitForStops(std::chrono::milliseconds deadline);
+  void spinForStops(std::vector<pid_t> &pending, std::chrono::microseconds limit);
+  static constexpr std::chrono::microseconds kSpinBeforeBlocking{200};
   static void detachLateStop(pid_t tid, int status);
   void adoptExecedLeader();
   std::vector<pid_t> detachOrder() const;
