@@ -16,6 +16,11 @@
 //    is handed back on detach, so the target receives it as if we weren't there.
 //  - No wait blocks forever: a thread that does not stop within the deadline
 //    (uninterruptible sleep) is reported as not captured.
+//  - An exec in the target cannot deadlock us: it waits for the threads it
+//    kills to be reaped by their tracer while holding the lock PTRACE_SEIZE
+//    takes, so a watchdog signal reaps them while we seize and wait (see
+//    "the exec deadlock" in Attach.cpp). Threads are seized with
+//    PTRACE_O_TRACEEXEC, so an exec during the pause is seen (execSeen).
 #pragma once
 
 #include <sys/types.h>
