@@ -73,7 +73,7 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
   notes.before = processLiveness(pid);
   // The process's memory and files, seen through a thread that still has
   // them: a leader that has exited (pthread_exit) has none.
-  pid_t view = liveThreadOf(pid);
+  pid_t view = notes.before == Liveness::Running ? pid : liveThreadOf(pid);
 
   // Before the pause: /proc facts, and where the Python interpreter lives.
   ProcessFacts facts = readProcessFacts(view, process);
@@ -187,8 +187,7 @@ bool mayBeExecRace(llvm::Error &err, pid_t pid) {
     return llvm::Error(std::move(e));
   });
   // A kernel thread stays one: no need to try again.
-  constexpr unsigned kPfKthread = 0x00200000;
-  if (auto stat = readTaskStat(pid, pid); stat && (stat->flags & kPfKthread))
+  if (auto stat = readTaskStat(pid, pid); stat && stat->kernelThread())
     transient = false;
   else if (!stat)
     llvm::consumeError(stat.takeError());

@@ -169,14 +169,14 @@ void detachAllHeldOnSignal(int sig) {
   raise(sig);
 }
 
-// Gone, a zombie, or flagged PF_EXITING (0x4 in the stat flags field).
+// Gone, a zombie, or flagged PF_EXITING.
 bool processExiting(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
   if (!stat) {
     llvm::consumeError(stat.takeError());
     return true;
   }
-  return stat->state == 'Z' || stat->state == 'X' || (stat->flags & 0x4) != 0;
+  return stat->ending();
 }
 
 llvm::Error attachError(AttachFailure kind, std::string message) {
@@ -198,6 +198,11 @@ std::string permissionHint() {
   return hint;
 }
 
+// An exec by a thread we hold stops it in PTRACE_EVENT_EXEC, which tells us
+// the snapshot mixes two programs (execSeen). No other option: a seized
+// thread's children and clones stay untraced.
+constexpr long kSeizeOptions = PTRACE_O_TRACEEXEC;
+
 // ---- the exec deadlock, and the watchdog that breaks it ----
 // A thread that calls execve kills the process's other threads, then waits,
 // holding the process's cred_guard_mutex, until each of them has been
@@ -213,11 +218,6 @@ std::string permissionHint() {
 // leader is never reaped here: its exit status may belong to stackpeek as
 // its real parent (`run`), and exec never waits for the leader's reaping.
 constexpr size_t kReapableCapacity = 1 << 16;
-
-// An exec by a thread we hold stops it in PTRACE_EVENT_EXEC, which tells us
-// the snapshot mixes two programs (execSeen). No other option: a seized
-// thread's children and clones stay untraced.
-constexpr long kSeizeOptions = PTRACE_O_TRACEEXEC;
 pid_t gReapable[kReapableCapacity]; // this attach's non-leader threads
 std::atomic<size_t> gReapableCount{0};
 
@@ -266,10 +266,9 @@ void addReapable(pid_t tid) {
 }
 
 // Async-signal-safe. WNOWAIT first: a thread in a ptrace stop is reported
-// too, and that report belongs to the main flow.
-// At most kReapPerTick threads a tick, resuming where the last tick
-// stopped, so that with thousands of threads a tick still ends long before
-// the next one and the main flow keeps moving.
+// too, and that report belongs to the main flow. At most kReapPerTick
+// threads a tick, resuming where the last tick stopped, so that with
+// thousands of threads a tick still ends long before the next one.
 constexpr size_t kReapPerTick = 128;
 size_t gReapCursor = 0; // touched by the handler only
 
@@ -289,48 +288,46 @@ void reapExitedThreads() {
   }
 }
 
+constexpr long kWatchdogTickUs = 2000;
+
+// SIGALRM to `handler` after `firstUs`, then every kWatchdogTickUs, until
+// destroyed; the previous handler comes back then.
+class AlarmTicks {
+public:
+  AlarmTicks(void (*handler)(int), int flags, long firstUs) {
+    struct sigaction sa{};
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &previous_);
+    itimerval t{};
+    t.it_value.tv_sec = firstUs / 1000000;
+    t.it_value.tv_usec = std::max<long>(1, firstUs % 1000000);
+    t.it_interval.tv_usec = kWatchdogTickUs;
+    setitimer(ITIMER_REAL, &t, nullptr);
+  }
+  ~AlarmTicks() {
+    itimerval off{};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    sigaction(SIGALRM, &previous_, nullptr);
+  }
+  AlarmTicks(const AlarmTicks &) = delete;
+  AlarmTicks &operator=(const AlarmTicks &) = delete;
+
+private:
+  struct sigaction previous_ {};
+};
+
 void onReapTick(int) {
   int savedErrno = errno;
   reapExitedThreads();
   errno = savedErrno;
 }
 
-constexpr long kWatchdogTickUs = 2000;
-
-void armTicks(long firstUs, long intervalUs) {
-  itimerval t{};
-  t.it_value.tv_sec = firstUs / 1000000;
-  t.it_value.tv_usec = std::max<long>(1, firstUs % 1000000);
-  t.it_interval.tv_usec = intervalUs;
-  setitimer(ITIMER_REAL, &t, nullptr);
-}
-
-void disarmTicks() {
-  itimerval off{};
-  setitimer(ITIMER_REAL, &off, nullptr);
-}
-
 // While seizing: SA_RESTART, so the other calls (reading /proc) go on
 // undisturbed; the ticks only reap.
-class SeizeWatchdog {
-public:
-  SeizeWatchdog() {
-    struct sigaction sa{};
-    sa.sa_handler = onReapTick;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &previous_);
-    armTicks(kWatchdogTickUs, kWatchdogTickUs);
-  }
-  ~SeizeWatchdog() {
-    disarmTicks();
-    sigaction(SIGALRM, &previous_, nullptr);
-  }
-  SeizeWatchdog(const SeizeWatchdog &) = delete;
-  SeizeWatchdog &operator=(const SeizeWatchdog &) = delete;
-
-private:
-  struct sigaction previous_ {};
+struct SeizeWatchdog : AlarmTicks {
+  SeizeWatchdog() : AlarmTicks(onReapTick, SA_RESTART, kWatchdogTickUs) {}
 };
 
 volatile sig_atomic_t gWaitExpired = 0;
@@ -351,30 +348,19 @@ void onWaitTick(int) {
   errno = savedErrno;
 }
 
+long armWaitDeadline(std::chrono::microseconds delay) {
+  gWaitExpired = 0;
+  gWaitDeadlineNs.store(monotonicNs() + delay.count() * 1000LL, std::memory_order_relaxed);
+  return std::min<long>(kWatchdogTickUs, std::max<long>(1, delay.count()));
+}
+
 // While waiting for stops: ticks without SA_RESTART, so a blocking waitpid
 // returns EINTR on each; the caller waits again until the deadline has
 // passed. Ticks keep coming after the deadline, which closes the race where
 // the expiry lands just before waitpid is entered.
-class WaitDeadline {
-public:
-  explicit WaitDeadline(std::chrono::microseconds delay) {
-    gWaitExpired = 0;
-    gWaitDeadlineNs.store(monotonicNs() + delay.count() * 1000LL, std::memory_order_relaxed);
-    struct sigaction sa{};
-    sa.sa_handler = onWaitTick;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &previous_);
-    armTicks(std::min<long>(kWatchdogTickUs, std::max<long>(1, delay.count())), kWatchdogTickUs);
-  }
-  ~WaitDeadline() {
-    disarmTicks();
-    sigaction(SIGALRM, &previous_, nullptr);
-  }
-  WaitDeadline(const WaitDeadline &) = delete;
-  WaitDeadline &operator=(const WaitDeadline &) = delete;
-
-private:
-  struct sigaction previous_ {};
+struct WaitDeadline : AlarmTicks {
+  explicit WaitDeadline(std::chrono::microseconds delay)
+      : AlarmTicks(onWaitTick, 0, armWaitDeadline(delay)) {}
 };
 
 // Checks the whole process before touching it, so common failures get a
@@ -386,14 +372,13 @@ llvm::Error checkAttachable(pid_t pid) {
     return attachError(AttachFailure::NoSuchProcess,
                        "no process with pid " + std::to_string(pid));
   }
-  constexpr unsigned kPfKthread = 0x00200000;
-  if (stat->flags & kPfKthread)
+  if (stat->kernelThread())
     return attachError(AttachFailure::NotDumpable,
                        "pid " + std::to_string(pid) +
                            " is a kernel thread; it has no user-space stack to show");
   // A zombie leader with live threads (its main thread called pthread_exit,
   // or an exec is under way) still has stacks to show.
-  if ((stat->state == 'Z' || stat->state == 'X') && processLiveness(pid) == Liveness::Gone)
+  if (stat->exited() && processLiveness(pid) == Liveness::Gone)
     return attachError(AttachFailure::NotDumpable,
                        "pid " + std::to_string(pid) +
                            " is a zombie (it has exited and waits for its parent to reap it)");

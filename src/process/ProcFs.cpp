@@ -160,9 +160,7 @@ Liveness processLiveness(pid_t pid) {
     llvm::consumeError(stat.takeError());
     return Liveness::Gone;
   }
-  constexpr unsigned kPfExiting = 0x4;
-  bool leaderEnding = stat->state == 'Z' || stat->state == 'X' || (stat->flags & kPfExiting);
-  if (!leaderEnding)
+  if (!stat->ending())
     return Liveness::Running;
   auto tids = listThreads(pid);
   if (!tids) {
@@ -177,7 +175,7 @@ Liveness processLiveness(pid_t pid) {
       llvm::consumeError(other.takeError());
       continue;
     }
-    if (other->state != 'Z' && other->state != 'X' && !(other->flags & kPfExiting))
+    if (!other->ending())
       return Liveness::Changing;
   }
   return Liveness::Gone;
@@ -209,7 +207,7 @@ pid_t liveThreadOf(pid_t pid) {
     llvm::consumeError(leader.takeError());
     return pid;
   }
-  if (leader->state != 'Z' && leader->state != 'X')
+  if (!leader->exited())
     return pid;
   auto tids = listThreads(pid);
   if (!tids) {
@@ -218,7 +216,7 @@ pid_t liveThreadOf(pid_t pid) {
   }
   for (pid_t tid : *tids) {
     auto stat = readTaskStat(pid, tid);
-    if (stat && stat->state != 'Z' && stat->state != 'X')
+    if (stat && !stat->exited())
       return tid;
     if (!stat)
       llvm::consumeError(stat.takeError());

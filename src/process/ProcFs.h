@@ -28,7 +28,12 @@ llvm::Expected<std::vector<pid_t>> listThreads(pid_t pid);
 struct TaskStat {
   char state = '?';  // R S D T t Z X I ...
   pid_t ppid = 0;
-  unsigned flags = 0;
+  unsigned flags = 0; // the kernel's PF_* flags
+
+  bool exited() const { return state == 'Z' || state == 'X'; }
+  /// Exited, or on its way out (PF_EXITING).
+  bool ending() const { return exited() || (flags & 0x4) != 0; }
+  bool kernelThread() const { return (flags & 0x00200000) != 0; } // PF_KTHREAD
 };
 llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid);
 
