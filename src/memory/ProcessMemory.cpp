@@ -51,6 +51,21 @@ bool ProcessMemory::readUncached(uint64_t addr, void *buf, size_t len) {
   return true;
 }
 
+// A page buffer, reused from those clearCache() let go when there are any:
+// a sampler drops and refills the same few dozen pages on every pass.
+std::unique_ptr<ProcessMemory::Page> ProcessMemory::newPage() {
+  if (spare_.empty())
+    return std::make_unique<Page>();
+  std::unique_ptr<Page> p = std::move(spare_.back());
+  spare_.pop_back();
+  return p;
+}
+
+void ProcessMemory::dropPage(std::unique_ptr<Page> p) {
+  if (p && spare_.size() < kMaxSparePages)
+    spare_.push_back(std::move(p));
+}
+
 std::vector<uint64_t> ProcessMemory::takeTouchedPages() {
   tracking_ = false;
   std::sort(touched_.begin(), touched_.end());
@@ -69,7 +84,7 @@ void ProcessMemory::prefetch(std::vector<uint64_t> pages) {
   std::vector<std::unique_ptr<Page>> buffers;
   std::vector<iovec> local, remote;
   for (uint64_t p : pages) {
-    buffers.push_back(std::make_unique<Page>());
+    buffers.push_back(newPage());
     local.push_back({buffers.back()->data(), kPageSize});
     remote.push_back({reinterpret_cast<void *>(p), kPageSize});
   }
@@ -84,21 +99,32 @@ void ProcessMemory::prefetch(std::vector<uint64_t> pages) {
       pages_[pages[i]] = std::move(buffers[i]);
     bytesCopied_ += whole * kPageSize;
     if (got < 0 && errno != EFAULT)
-      return; // ESRCH and the like: nothing more will come
+      break; // ESRCH and the like: nothing more will come
     next += whole + 1; // the page that stopped it (or a torn one) is skipped
   }
+  for (std::unique_ptr<Page> &unused : buffers)
+    dropPage(std::move(unused));
 }
 
 const ProcessMemory::Page *ProcessMemory::page(uint64_t pageAddr) {
+  // Reads come in runs on one page (a struct, then the next field): the
+  // last page is answered without a lookup, and is already tracked.
+  if (lastValid_ && pageAddr == lastPageAddr_)
+    return lastPage_;
   if (tracking_)
     touched_.push_back(pageAddr);
   auto [it, inserted] = pages_.try_emplace(pageAddr);
   if (inserted) {
-    auto fresh = std::make_unique<Page>();
+    auto fresh = newPage();
     if (readUncached(pageAddr, fresh->data(), kPageSize))
       it->second = std::move(fresh);
+    else
+      dropPage(std::move(fresh));
   }
-  return it->second.get();
+  lastValid_ = true;
+  lastPageAddr_ = pageAddr;
+  lastPage_ = it->second.get();
+  return lastPage_;
 }
 
 void ProcessMemory::setImmutableRanges(std::vector<std::pair<uint64_t, uint64_t>> ranges) {
@@ -107,18 +133,26 @@ void ProcessMemory::setImmutableRanges(std::vector<std::pair<uint64_t, uint64_t>
 }
 
 void ProcessMemory::clearCache() {
-  if (immutable_.empty()) {
-    pages_.clear();
-    return;
-  }
+  lastValid_ = false;
   for (auto it = pages_.begin(); it != pages_.end();) {
     uint64_t page = it->first;
     auto r = std::upper_bound(immutable_.begin(), immutable_.end(),
                               std::make_pair(page, UINT64_MAX));
     bool keep = r != immutable_.begin() && it->second &&
                 page >= std::prev(r)->first && page + kPageSize <= std::prev(r)->second;
-    it = keep ? std::next(it) : pages_.erase(it);
+    if (keep) {
+      ++it;
+      continue;
+    }
+    dropPage(std::move(it->second));
+    it = pages_.erase(it);
   }
+}
+
+void ProcessMemory::clearAll() {
+  lastValid_ = false;
+  pages_.clear();
+  immutable_.clear();
 }
 
 bool ProcessMemory::read(uint64_t addr, void *buf, size_t len) {

@@ -40,10 +40,7 @@ public:
   /// Forgets cached pages, except those inside the immutable ranges.
   void clearCache();
   /// Forgets every cached page and the immutable ranges (after an exec).
-  void clearAll() {
-    pages_.clear();
-    immutable_.clear();
-  }
+  void clearAll();
 
   /// Address ranges [start, end) whose contents never change while the
   /// process runs (read-only, non-writable file mappings: code, unwind
@@ -56,6 +53,7 @@ public:
   /// takeTouchedPages() hands them over and stops remembering.
   void trackPages() {
     tracking_ = true;
+    lastValid_ = false; // the first read of each page is recorded
     touched_.clear();
   }
   std::vector<uint64_t> takeTouchedPages();
@@ -75,6 +73,8 @@ private:
   static constexpr uint64_t kPageSize = 4096;
   using Page = std::array<uint8_t, kPageSize>;
   const Page *page(uint64_t pageAddr);
+  std::unique_ptr<Page> newPage();
+  void dropPage(std::unique_ptr<Page> p);
 
   pid_t pid_;
   int memFd_ = -1;             // /proc/PID/mem, opened lazily on first fallback
@@ -87,6 +87,13 @@ private:
   bool tracking_ = false;
   std::vector<uint64_t> touched_;
   static constexpr size_t kMaxPrefetchPages = 512;
+  std::vector<std::unique_ptr<Page>> spare_; // buffers to reuse (newPage)
+  static constexpr size_t kMaxSparePages = 1024;
+  // The page the last read went to (page()): valid until the cache is
+  // cleared; unordered_map keeps its values where they are.
+  bool lastValid_ = false;
+  uint64_t lastPageAddr_ = 0;
+  const Page *lastPage_ = nullptr;
 };
 
 } // namespace stackpeek
