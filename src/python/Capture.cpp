@@ -35,6 +35,7 @@
 #include "python/PythonStacks.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <unordered_set>
 
@@ -155,17 +156,39 @@ llvm::Expected<uint64_t> newestFrame(const Layout &l, MemorySource &mem,
   return mem.readValue<uint64_t>(frame + *l.cframeCurrentFrame);
 }
 
+// Brent's cycle detection: remembers one address and a step count instead
+// of every address seen (this runs during the pause, for every thread of
+// every sample). A loop is found within twice its length plus its start.
+class LoopCheck {
+public:
+  bool revisits(uint64_t addr) {
+    if (addr == mark_)
+      return true;
+    if (++steps_ == power_) {
+      mark_ = addr;
+      power_ *= 2;
+      steps_ = 0;
+    }
+    return false;
+  }
+
+private:
+  uint64_t mark_ = 0, power_ = 1, steps_ = 0;
+};
+
 void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
                 const CaptureLimits &limits, CapturedThread &out) {
-  std::unordered_set<uint64_t> seen;
+  LoopCheck loop;
   out.frames.reserve(64);
+  size_t visited = 0;
   while (frameAddr != 0) {
     if (out.frames.size() >= limits.maxFramesPerThread) {
       out.errors.push_back("Python stack truncated at " +
                            std::to_string(limits.maxFramesPerThread) + " frames");
       return;
     }
-    if (!seen.insert(frameAddr).second) {
+    // Shim frames are skipped, not kept: bound the steps too.
+    if (loop.revisits(frameAddr) || ++visited > 2 * limits.maxFramesPerThread + 2) {
       out.errors.push_back("Python frame chain loops at " + hexAddress(frameAddr));
       return;
     }
@@ -392,6 +415,19 @@ void refreshHints(ThreadStateHints &hints, uint64_t firstInterp, size_t interpre
 }
 
 } // namespace
+
+std::optional<pid_t> threadStateTid(const Layout &l, MemorySource &mem, uint64_t tstateAddr,
+                                    uint64_t pthreadTidOffset) {
+  auto tstate = RemoteStruct::read(mem, tstateAddr, l.tstateSize);
+  if (!tstate) {
+    llvm::consumeError(tstate.takeError());
+    return std::nullopt;
+  }
+  std::optional<int64_t> tid = tidOf(l, mem, *tstate, pthreadTidOffset);
+  if (!tid || *tid <= 0 || *tid > std::numeric_limits<pid_t>::max())
+    return std::nullopt;
+  return pid_t(*tid);
+}
 
 llvm::Expected<CapturedPython> capture(const Interpreter &in, MemorySource &mem,
                                        const CaptureLimits &limits) {
