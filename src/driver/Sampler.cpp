@@ -40,6 +40,19 @@ bool sameFileMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry
                     });
 }
 
+// Reads that bypass the page cache, for the GIL's hand-over record: it is
+// read while threads run, and again within one pause.
+class UncachedReads : public MemorySource {
+public:
+  explicit UncachedReads(ProcessMemory &memory) : memory_(memory) {}
+  bool read(uint64_t addr, void *buf, size_t len) override {
+    return memory_.readUncached(addr, buf, len);
+  }
+
+private:
+  ProcessMemory &memory_;
+};
+
 // Where the executable's first mapping starts (0 if it is not mapped).
 uint64_t mainImageBase(const std::vector<MapEntry> &maps, const std::string &exe) {
   for (const MapEntry &m : maps)
@@ -118,6 +131,7 @@ void ProcessSampler::readProcess(bool newImage) {
     symbolizer_ = std::make_unique<Symbolizer>(symOptions);
   }
   codes_ = python::CodeCache(/*persistent=*/true);
+  lastChains_.clear();
   tstateHints_ = python::ThreadStateHints{};
   pythonPages_.clear();
   pythonSeen_ = false;
@@ -220,8 +234,7 @@ bool ProcessSampler::needThreadNames(const std::vector<pid_t> &chosen) const {
                      [&](pid_t tid) { return !threadNames_.count(tid); });
 }
 
-void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t timestampNs,
-                            uint64_t weightNs) {
+StackId ProcessSampler::internStackOf(Profile &profile, const Thread &thread) {
   // A thread's name is taken from its first sample (later passes skip
   // reading Python thread names), so its label stays the same throughout.
   auto [named, firstSample] =
@@ -243,13 +256,192 @@ void ProcessSampler::record(Profile &profile, const Thread &thread, uint64_t tim
     label.function = "process " + std::to_string(pid_) + " " + process_.command;
     stack.push_back(profile.internFrame(label));
   }
+  return profile.internStack(stack);
+}
+
+void ProcessSampler::addSample(Profile &profile, pid_t tid, StackId stack, uint64_t timestampNs,
+                               uint64_t weightNs, SamplerStats &stats) {
   ProfileSample sample;
   sample.timestampNs = timestampNs;
   sample.pid = pid_;
-  sample.tid = thread.tid;
-  sample.stack = profile.internStack(stack);
+  sample.tid = tid;
+  sample.stack = stack;
   sample.weightNs = weightNs;
   profile.samples.push_back(sample);
+  ++stats.samples;
+}
+
+// The thread to stop for an anchored pass, or nullopt when the pass stops
+// every sampled thread: native stacks wanted (their registers are read
+// while stopped), no interpreter or no single GIL record to watch
+// (sharedGilAddress), or a last holder the hints do not place.
+std::optional<ProcessSampler::GilAnchor> ProcessSampler::planGilAnchor() {
+  if (options_.native || options_.nonblocking || !interp_ || !tstateHints_.valid)
+    return std::nullopt;
+  UncachedReads mem(live_);
+  uint64_t gil = python::sharedGilAddress(*interp_, mem);
+  if (!gil)
+    return std::nullopt;
+  std::optional<python::GilHandover> handover = python::readGilHandover(interp_->layout, mem, gil);
+  if (!handover || !handover->lastHolder)
+    return std::nullopt;
+  for (const auto &[tid, tstate] : tstateHints_.tstateByTid)
+    if (tstate == handover->lastHolder)
+      return GilAnchor{tid, tstate, gil};
+  return std::nullopt;
+}
+
+// The anchor, and the sampled threads whose native stack will be shown:
+// those without a thread state, and those that showed no Python frames.
+std::vector<pid_t> ProcessSampler::anchoredStops(const GilAnchor &anchor,
+                                                 const std::vector<pid_t> &chosen) const {
+  std::vector<pid_t> stop{anchor.tid};
+  for (pid_t tid : chosen)
+    if (tid != anchor.tid &&
+        (!tstateHints_.tstateByTid.count(tid) || withoutPythonFrames_.count(tid)))
+      stop.push_back(tid);
+  return stop;
+}
+
+// Reads the Python chains of `tids` into out.captured (adding to what an
+// earlier call of the same pass read).
+void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &out) {
+  if (!interp_ || tids.empty())
+    return;
+  python::CaptureLimits limits;
+  limits.onlyTids = tids; // only the sampled threads' chains, for a short pause
+  limits.hints = &tstateHints_;
+  limits.threadStatus = options_.gilOnly;
+  live_.trackPages();
+  auto c = python::capture(*interp_, live_, limits);
+  std::vector<uint64_t> touched = live_.takeTouchedPages();
+  out.touchedPages.insert(out.touchedPages.end(), touched.begin(), touched.end());
+  if (!c) {
+    out.pythonErrors.push_back("Python: " + llvm::toString(c.takeError()));
+    return;
+  }
+  if (std::any_of(c->threads.begin(), c->threads.end(),
+                  [](const python::CapturedThread &t) { return !t.frames.empty(); }))
+    pythonSeen_ = true;
+  if (!out.captured) {
+    out.captured = std::move(*c);
+    return;
+  }
+  for (python::CapturedThread &t : c->threads)
+    out.captured->threads.push_back(std::move(t));
+  for (std::string &e : c->errors)
+    out.captured->errors.push_back(std::move(e));
+}
+
+// A native stack is copied where it will be shown: with --native, or for a
+// sampled thread running no Python code. Copying only those keeps the
+// pause of a Python-only profile to the Python frame chains.
+void ProcessSampler::copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen) {
+  std::vector<StoppedThread> copy;
+  for (const StoppedThread &t : out.session->stoppedThreads())
+    if (std::find(chosen.begin(), chosen.end(), t.tid) != chosen.end() &&
+        (options_.native || !capturedPythonFrames(out.captured, t.tid))) {
+      copy.push_back(t);
+      out.stacksCopied.insert(t.tid);
+    }
+  std::vector<std::string> notes;
+  captureStacks(copy, pid_, facts_.maps, live_, snapshot_, notes);
+}
+
+// Stops `stop` and copies what the pass shows of `chosen`.
+//
+// Anchored, `stop` is the anchor (plus threads without Python frames), and
+// the other threads' chains are read while it comes to a stop: they cannot
+// change unless the GIL changes hands, which the hand-over record read
+// before and after tells. The anchor's own chain is read once it stands
+// still, afresh (pages cached before its stop may predate its last steps).
+ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_t> &stop,
+                                                          const std::vector<pid_t> &chosen,
+                                                          const GilAnchor *anchor,
+                                                          PassCapture &out) {
+  snapshot_.clearCaptures();
+  live_.clearCache();
+  AttachOptions attach;
+  attach.onlyThreads = stop;
+  attach.skipChecks = true;
+  auto deadline = std::chrono::milliseconds(100);
+  auto session = PtraceSession::startAttach(pid_, attach);
+  if (!session) {
+    out.attachError = llvm::toString(session.takeError());
+    return StopResult::AttachFailed;
+  }
+  out.session = std::move(*session);
+  auto finish = [&] {
+    llvm::Error err = out.session->finishAttach(deadline);
+    if (!err)
+      return true;
+    out.attachError = llvm::toString(std::move(err));
+    return false;
+  };
+  if (!anchor) {
+    if (!finish())
+      return StopResult::AttachFailed;
+    // The structures a capture reads mostly stay where they were (thread
+    // states, the frames' stack chunk, the interpreter): fetch last pass's
+    // pages in one system call, then read as usual from the cache.
+    live_.prefetch(pythonPages_);
+    capturePython(chosen, out);
+    copyNativeStacks(out, chosen);
+    return StopResult::Captured;
+  }
+  out.anchored = true;
+  UncachedReads uncached(live_);
+  const python::Layout &l = interp_->layout;
+  std::optional<python::GilHandover> before = python::readGilHandover(l, uncached, anchor->gil);
+  bool held = before && before->lastHolder == anchor->tstate;
+  if (held) {
+    std::vector<pid_t> others;
+    for (pid_t tid : chosen)
+      if (tid != anchor->tid)
+        others.push_back(tid);
+    live_.prefetch(pythonPages_);
+    capturePython(others, out);
+  }
+  if (!finish())
+    return StopResult::AttachFailed;
+  const auto &stopped = out.session->stoppedThreads();
+  if (!held ||
+      std::none_of(stopped.begin(), stopped.end(),
+                   [&](const StoppedThread &t) { return t.tid == anchor->tid; }) ||
+      python::threadStateTid(l, uncached, anchor->tstate,
+                             python::CaptureLimits{}.pthreadTidOffset) != anchor->tid)
+    return StopResult::AnchorLost;
+  if (std::find(chosen.begin(), chosen.end(), anchor->tid) != chosen.end()) {
+    live_.clearCache();
+    capturePython({anchor->tid}, out);
+  }
+  std::optional<python::GilHandover> after = python::readGilHandover(l, uncached, anchor->gil);
+  if (!after || after->switches != before->switches || after->lastHolder != before->lastHolder)
+    return StopResult::AnchorLost;
+  copyNativeStacks(out, chosen);
+  return StopResult::Captured;
+}
+
+// Lets the stopped threads go and accounts for the pause. False when the
+// pause straddled an exec: its stacks mix two programs.
+bool ProcessSampler::endPause(PassCapture &pass, SamplerStats &stats) {
+  if (!pass.session)
+    return true;
+  pass.session->detach();
+  uint64_t us = pass.session->pauseDuration().count();
+  ++stats.pauses;
+  stats.pauseTotalUs += us;
+  stats.pauseMaxUs = std::max(stats.pauseMaxUs, us);
+  stats.threadsStopped += pass.session->stoppedThreads().size();
+  return !pass.session->execSeen();
+}
+
+// The pass straddled an exec: its stacks mix two programs. Dropped; the
+// sampler starts over on the new one.
+bool ProcessSampler::startOverAfterExec(SamplerStats &stats) {
+  ++stats.failures["the process ran exec during the sample"];
+  readProcess(true);
+  return processAlive(pid_);
 }
 
 bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
@@ -263,106 +455,161 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   if (chosen.empty())
     return true;
 
-  // Snapshot: stop only the chosen threads (unless nonblocking), copy what
-  // changes as they run, let them go.
-  std::unique_ptr<PtraceSession> session;
-  snapshot_.clearCaptures();
-  live_.clearCache();
-  if (!options_.nonblocking) {
-    AttachOptions attach;
-    attach.onlyThreads = chosen;
-    attach.skipChecks = true;
-    attach.stopDeadline = std::chrono::milliseconds(100);
-    auto s = PtraceSession::attach(pid_, attach);
-    if (!s) {
-      ++stats.failures[llvm::toString(s.takeError())];
-      return processAlive(pid_);
-    }
-    session = std::move(*s);
-  }
-  std::optional<python::CapturedPython> captured;
-  if (interp_) {
-    python::CaptureLimits limits;
-    limits.onlyTids = chosen; // only the sampled threads' chains, for a short pause
-    limits.hints = &tstateHints_;
-    limits.threadStatus = options_.gilOnly;
-    // The structures a capture reads mostly stay where they were (thread
-    // states, the frames' stack chunk, the interpreter): fetch last pass's
-    // pages in one system call, then read as usual from the cache.
+  // Snapshot: nonblocking, read while everything runs. Otherwise stop the
+  // GIL's last holder alone when that is enough (anchored), else every
+  // sampled thread; copy what changes as they run; let them go.
+  PassCapture pass;
+  if (options_.nonblocking) {
+    live_.clearCache();
     live_.prefetch(pythonPages_);
-    live_.trackPages();
-    auto c = python::capture(*interp_, live_, limits);
-    pythonPages_ = live_.takeTouchedPages();
-    if (c && std::any_of(c->threads.begin(), c->threads.end(),
-                         [](const python::CapturedThread &t) { return !t.frames.empty(); }))
-      pythonSeen_ = true;
-    if (c)
-      captured = std::move(*c);
-    else
-      ++stats.failures["Python: " + llvm::toString(c.takeError())];
-  }
-  std::set<pid_t> stacksCopied;
-  if (session) {
-    // A native stack is copied where it will be shown: with --native, or
-    // for a thread running no Python code. Copying only those keeps the
-    // pause of a Python-only profile to the Python frame chain.
-    std::vector<StoppedThread> copy;
-    for (const StoppedThread &t : session->stoppedThreads())
-      if (options_.native || !capturedPythonFrames(captured, t.tid)) {
-        copy.push_back(t);
-        stacksCopied.insert(t.tid);
+    capturePython(chosen, pass);
+  } else {
+    StopResult result;
+    if (std::optional<GilAnchor> anchor = planGilAnchor()) {
+      result = stopAndCapture(anchoredStops(*anchor, chosen), chosen, &*anchor, pass);
+      if (result != StopResult::Captured) {
+        // The GIL changed hands, or the anchor could not be stopped:
+        // stop them all instead.
+        if (!endPause(pass, stats))
+          return startOverAfterExec(stats);
+        pass = PassCapture{};
+        result = stopAndCapture(chosen, chosen, nullptr, pass);
       }
-    std::vector<std::string> notes;
-    captureStacks(copy, pid_, facts_.maps, live_, snapshot_, notes);
-  }
-  if (session) {
-    session->detach();
-    uint64_t us = session->pauseDuration().count();
-    ++stats.pauses;
-    stats.pauseTotalUs += us;
-    stats.pauseMaxUs = std::max(stats.pauseMaxUs, us);
-    if (session->execSeen()) {
-      // The pass straddled an exec: its stacks mix two programs. Drop it
-      // and start over on the new one.
-      ++stats.failures["the process ran exec during the sample"];
-      readProcess(true);
+    } else {
+      result = stopAndCapture(chosen, chosen, nullptr, pass);
+    }
+    if (result == StopResult::AttachFailed) {
+      ++stats.failures[pass.attachError];
       return processAlive(pid_);
     }
+    if (!endPause(pass, stats))
+      return startOverAfterExec(stats);
   }
   live_.clearCache();
+  std::sort(pass.touchedPages.begin(), pass.touchedPages.end());
+  pass.touchedPages.erase(std::unique(pass.touchedPages.begin(), pass.touchedPages.end()),
+                          pass.touchedPages.end());
+  pythonPages_ = std::move(pass.touchedPages);
+  for (const std::string &why : pass.pythonErrors)
+    ++stats.failures[why];
+  recordPass(profile, chosen, pass, timestampNs, weightNs, stats);
+  return true;
+}
 
-  // Decode and record, after the target runs again.
+ProcessSampler::ChainKey ProcessSampler::chainKeyOf(const python::CapturedThread &t) {
+  ChainKey key;
+  key.reserve(t.frames.size());
+  for (const python::CapturedFrame &f : t.frames)
+    key.push_back({f.codeAddr, f.lasti, f.instrPtr, f.owner, f.entry});
+  return key;
+}
+
+// Whether a captured chain is the one this thread's last Python-only sample
+// was decoded from (the code objects are checked later, in recordPass).
+bool ProcessSampler::sameChainAsLast(const python::CapturedThread &t) const {
+  if (options_.native || !t.osTid || !t.errors.empty() || t.frames.empty())
+    return false;
+  auto memo = lastChains_.find(t.osTid);
+  if (memo == lastChains_.end() || memo->second.key.size() != t.frames.size())
+    return false;
+  for (const python::CapturedFrame &f : t.frames)
+    if (f.error)
+      return false;
+  return memo->second.key == chainKeyOf(t);
+}
+
+// Decodes and records one pass, after the target runs again.
+//
+// A thread whose Python chain is the one of its last sample (the same code
+// objects at the same positions, the code objects unchanged) gets that
+// sample's stack again without decoding: an idle thread then costs a
+// comparison instead of decoding and interning every frame.
+void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chosen,
+                                PassCapture &pass, uint64_t timestampNs, uint64_t weightNs,
+                                SamplerStats &stats) {
+  struct Repeat {
+    StackId stack;
+    bool holdsGil;
+  };
+  std::map<pid_t, Repeat> repeats;
+  std::map<pid_t, ChainKey> keys;
   std::map<pid_t, python::PythonThreadStack> pythonByTid;
-  if (captured)
-    for (auto &s : python::resolve(*interp_, *captured, live_, knownTids(chosen),
-                                   needThreadNames(chosen), &codes_))
-      if (s.tid)
-        pythonByTid[s.tid] = std::move(s);
-  std::vector<StoppedThread> fromPythonOnly;
-  const std::vector<StoppedThread> &threads =
-      session ? session->stoppedThreads() : fromPythonOnly;
-  if (!session)
-    for (pid_t tid : chosen)
-      fromPythonOnly.push_back({tid, {}, 0});
-  for (const StoppedThread &stopped : threads) {
-    if (!facts_.threads.count(stopped.tid)) // a new thread: read its name once
-      facts_.threads[stopped.tid] = readThreadFacts(pid_, stopped.tid);
-    Thread thread = makeThread(pid_, stopped.tid, facts_);
-    auto py = pythonByTid.find(stopped.tid);
-    bool hasPython = py != pythonByTid.end() && !py->second.frames.empty();
+  codes_.newPass(); // the target ran: cached code objects are checked again
+  if (pass.captured) {
+    python::CapturedPython fresh, stale;
+    std::vector<python::CapturedThread> candidates;
+    for (python::CapturedThread &t : pass.captured->threads) {
+      if (t.osTid && t.errors.empty())
+        keys[t.osTid] = chainKeyOf(t);
+      (sameChainAsLast(t) ? candidates : fresh.threads).push_back(std::move(t));
+    }
+    auto decode = [&](const python::CapturedPython &threads) {
+      if (threads.threads.empty())
+        return;
+      for (auto &s : python::resolve(*interp_, threads, live_, knownTids(chosen),
+                                     needThreadNames(chosen), &codes_))
+        if (s.tid)
+          pythonByTid[s.tid] = std::move(s);
+    };
+    decode(fresh);
+    // After that resolve, code objects it shared with the candidates are
+    // already validated for this pass: checking them costs no read.
+    for (python::CapturedThread &t : candidates) {
+      bool codesSame = std::all_of(t.frames.begin(), t.frames.end(), [&](const auto &f) {
+        return codes_.unchanged(interp_->layout, live_, f.codeAddr);
+      });
+      if (codesSame)
+        repeats[t.osTid] = {lastChains_[t.osTid].stack, t.holdsGil};
+      else
+        stale.threads.push_back(std::move(t));
+    }
+    decode(stale);
+  }
+  std::map<pid_t, const StoppedThread *> stopped;
+  if (pass.session)
+    for (const StoppedThread &t : pass.session->stoppedThreads())
+      stopped[t.tid] = &t;
+  if (withoutPythonFrames_.size() > python::ThreadStateHints::kMaxWithoutPython)
+    withoutPythonFrames_.clear();
+  if (lastChains_.size() > python::ThreadStateHints::kMaxWithoutPython)
+    lastChains_.clear();
+  for (pid_t tid : chosen) {
+    auto repeat = repeats.find(tid);
+    auto py = pythonByTid.find(tid);
+    bool hasPython =
+        repeat != repeats.end() || (py != pythonByTid.end() && !py->second.frames.empty());
+    if (hasPython)
+      withoutPythonFrames_.erase(tid);
+    else
+      withoutPythonFrames_.insert(tid);
+    auto st = stopped.find(tid);
+    const StoppedThread *regs = st == stopped.end() ? nullptr : st->second;
+    // A thread that was not stopped is shown only from its Python frames:
+    // nonblocking, or an anchored pass (a thread that ran no Python code
+    // there is stopped from the next pass on). In a full stop, a thread
+    // missing from the stopped ones had gone.
+    if (!regs && (!hasPython || (pass.session && !pass.anchored)))
+      continue;
+    if (repeat != repeats.end()) {
+      if (!options_.gilOnly || repeat->second.holdsGil)
+        addSample(profile, tid, repeat->second.stack, timestampNs, weightNs, stats);
+      continue;
+    }
     if (options_.gilOnly && !(py != pythonByTid.end() && py->second.holdsGil))
       continue;
-    if (!session && !hasPython)
-      continue; // nonblocking: threads without Python frames cannot be read
+    if (!facts_.threads.count(tid)) // a new thread: read its name once
+      facts_.threads[tid] = readThreadFacts(pid_, tid);
+    Thread thread = makeThread(pid_, tid, facts_);
     std::vector<Frame> native;
-    if (session && (!hasPython || options_.native)) {
-      if (!stacksCopied.count(stopped.tid)) {
+    bool withNative = regs && (!hasPython || options_.native);
+    if (withNative) {
+      if (!pass.stacksCopied.count(tid)) {
         // Its Python frames were all still being set up (hidden, as CPython
         // hides them) and its stack was not copied: nothing true to show.
         ++stats.dropped;
         continue;
       }
-      native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, stopped.regs, thread.errors);
+      native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, regs->regs, thread.errors);
     }
     if (py != pythonByTid.end())
       applyPython(thread, py->second, std::move(native), options_.native);
@@ -374,10 +621,15 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
       ++stats.dropped;
       continue;
     }
-    record(profile, thread, timestampNs, weightNs);
-    ++stats.samples;
+    StackId stack = internStackOf(profile, thread);
+    addSample(profile, tid, stack, timestampNs, weightNs, stats);
+    // Remembered for the next pass: Python-only stacks decoded whole.
+    auto key = keys.find(tid);
+    if (!withNative && !torn && thread.errors.empty() && key != keys.end())
+      lastChains_[tid] = {std::move(key->second), stack};
+    else
+      lastChains_.erase(tid);
   }
-  return true;
 }
 
 } // namespace stackpeek

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ struct SamplerStats {
   uint64_t pauses = 0;          // times the target was stopped
   uint64_t pauseTotalUs = 0;
   uint64_t pauseMaxUs = 0;
+  uint64_t threadsStopped = 0;  // summed over pauses
   std::map<std::string, uint64_t> failures; // why samples failed -> count
 };
 
@@ -81,8 +83,54 @@ private:
   static constexpr std::chrono::seconds kLookForPythonFor{5};
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
   std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
-  void record(Profile &profile, const Thread &thread, uint64_t timestampNs,
-              uint64_t weightNs);
+  StackId internStackOf(Profile &profile, const Thread &thread);
+  void addSample(Profile &profile, pid_t tid, StackId stack, uint64_t timestampNs,
+                 uint64_t weightNs, SamplerStats &stats);
+
+  // A Python-only sample stops one thread, the GIL's last holder, rather
+  // than every sampled thread (python/GilAnchor.cpp: why that is enough).
+  struct GilAnchor {
+    pid_t tid = 0;
+    uint64_t tstate = 0;
+    uint64_t gil = 0;
+  };
+  std::optional<GilAnchor> planGilAnchor();
+  std::vector<pid_t> anchoredStops(const GilAnchor &anchor, const std::vector<pid_t> &chosen) const;
+  // What a pass copies while the sampled threads stand still.
+  struct PassCapture {
+    std::unique_ptr<PtraceSession> session;
+    bool anchored = false; // only the anchor (and native threads) stopped
+    std::optional<python::CapturedPython> captured;
+    std::set<pid_t> stacksCopied;
+    std::string attachError;
+    std::vector<std::string> pythonErrors;
+    std::vector<uint64_t> touchedPages; // by the captures: next pass's prefetch
+  };
+  enum class StopResult { Captured, AnchorLost, AttachFailed };
+  StopResult stopAndCapture(const std::vector<pid_t> &stop, const std::vector<pid_t> &chosen,
+                            const GilAnchor *anchor, PassCapture &out);
+  void capturePython(const std::vector<pid_t> &chosen, PassCapture &out);
+  void copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen);
+  bool endPause(PassCapture &pass, SamplerStats &stats);
+  bool startOverAfterExec(SamplerStats &stats);
+  void recordPass(Profile &profile, const std::vector<pid_t> &chosen, PassCapture &pass,
+                  uint64_t timestampNs, uint64_t weightNs, SamplerStats &stats);
+  // What a Python-only stack was decoded from (recordPass).
+  struct FrameKey {
+    uint64_t code;
+    int64_t lasti;
+    uint64_t instr;
+    uint8_t owner;
+    bool entry;
+    bool operator==(const FrameKey &) const = default;
+  };
+  using ChainKey = std::vector<FrameKey>;
+  struct DecodedChain {
+    ChainKey key;
+    StackId stack = 0;
+  };
+  static ChainKey chainKeyOf(const python::CapturedThread &t);
+  bool sameChainAsLast(const python::CapturedThread &t) const;
 
   pid_t pid_;
   SamplerOptions options_;
@@ -101,6 +149,10 @@ private:
   bool pythonSeen_ = false; // a capture has shown Python frames
   std::chrono::steady_clock::time_point lookedAt_{}, lastLook_{}, lastMapsCheck_{};
   std::map<pid_t, std::string> threadNames_;
+  // Sampled threads that showed no Python frames the last time: an
+  // anchored pass stops them too, as their native stacks are what is shown.
+  std::set<pid_t> withoutPythonFrames_;
+  std::map<pid_t, DecodedChain> lastChains_; // by thread: its last Python-only stack
 };
 
 } // namespace stackpeek

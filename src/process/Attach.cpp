@@ -394,6 +394,16 @@ llvm::Error checkAttachable(pid_t pid) {
 
 llvm::Expected<std::unique_ptr<PtraceSession>>
 PtraceSession::attach(pid_t pid, const AttachOptions &options) {
+  auto session = startAttach(pid, options);
+  if (!session)
+    return session.takeError();
+  if (llvm::Error err = (*session)->finishAttach(options.stopDeadline))
+    return std::move(err);
+  return session;
+}
+
+llvm::Expected<std::unique_ptr<PtraceSession>>
+PtraceSession::startAttach(pid_t pid, const AttachOptions &options) {
   if (!options.skipChecks)
     if (llvm::Error err = checkAttachable(pid))
       return std::move(err);
@@ -401,12 +411,16 @@ PtraceSession::attach(pid_t pid, const AttachOptions &options) {
   std::unique_ptr<PtraceSession> session(new PtraceSession(pid));
   if (llvm::Error err = session->seizeAll(options.onlyThreads))
     return std::move(err); // the destructor detaches what was seized
-  session->waitForStops(options.stopDeadline);
-  session->readRegisters();
-  if (session->stopped_.empty())
-    return attachError(AttachFailure::NoSuchProcess,
-                       "pid " + std::to_string(pid) + " exited before it could be paused");
   return session;
+}
+
+llvm::Error PtraceSession::finishAttach(std::chrono::milliseconds deadline) {
+  waitForStops(deadline);
+  readRegisters();
+  if (stopped_.empty())
+    return attachError(AttachFailure::NoSuchProcess,
+                       "pid " + std::to_string(pid_) + " exited before it could be paused");
+  return llvm::Error::success();
 }
 
 llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {

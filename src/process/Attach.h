@@ -88,6 +88,15 @@ public:
   static llvm::Expected<std::unique_ptr<PtraceSession>>
   attach(pid_t pid, const AttachOptions &options = {});
 
+  /// attach() in two halves, for a caller with work to do while the
+  /// threads come to a stop (the sampler reads other threads meanwhile):
+  /// startAttach() seizes and interrupts, finishAttach() waits for the
+  /// stops (options.stopDeadline) and reads the registers. Until
+  /// finishAttach() returns, a seized thread may still be running.
+  static llvm::Expected<std::unique_ptr<PtraceSession>>
+  startAttach(pid_t pid, const AttachOptions &options = {});
+  llvm::Error finishAttach(std::chrono::milliseconds deadline);
+
   ~PtraceSession();
   PtraceSession(const PtraceSession &) = delete;
   PtraceSession &operator=(const PtraceSession &) = delete;

@@ -66,6 +66,13 @@ public:
 
   const CodeInfo &get(const Layout &l, MemorySource &mem, uint64_t addr);
 
+  /// Whether the code object at `addr` is cached and still the one that
+  /// was decoded (validated as get() does, once per pass).
+  bool unchanged(const Layout &l, MemorySource &mem, uint64_t addr) {
+    auto it = entries_.find(addr);
+    return it != entries_.end() && stillValid(l, mem, addr, it->second);
+  }
+
   size_t size() const { return entries_.size(); }
 
 private:

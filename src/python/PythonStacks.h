@@ -160,6 +160,29 @@ llvm::Expected<CapturedPython> capture(const Interpreter &interp,
                                        MemorySource &mem,
                                        const CaptureLimits &limits = {});
 
+/// The GIL's hand-over record (GilAnchor.cpp): the thread state that took
+/// it last, whether it is held, and how many times it changed hands.
+struct GilHandover {
+  uint64_t lastHolder = 0;
+  bool locked = false;
+  uint64_t switches = 0;
+};
+
+/// Where the one GIL that every Python thread of the process takes lives;
+/// 0 when there is no single lock to watch: 2.7 and 3.6 (no hand-over
+/// record that we read), a layout whose GIL offsets are not known, or a
+/// second interpreter (3.12+ may give it a GIL of its own). `mem` must not
+/// serve cached pages: the answer is used while threads run.
+uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem);
+
+/// Reads the hand-over record of the GIL at `gil` (see sharedGilAddress).
+std::optional<GilHandover> readGilHandover(const Layout &l, MemorySource &mem, uint64_t gil);
+
+/// The OS thread a thread state belongs to: native_thread_id (3.11+), else
+/// the tid in glibc's struct pthread that thread_id points to.
+std::optional<pid_t> threadStateTid(const Layout &l, MemorySource &mem, uint64_t tstateAddr,
+                                    uint64_t pthreadTidOffset);
+
 struct PythonThreadStack {
   pid_t tid = 0;           // 0 if the OS thread could not be identified
   uint64_t threadIdent = 0;
@@ -175,7 +198,8 @@ struct PythonThreadStack {
 /// 2.7-3.10; pass empty to trust glibc's default layout.
 /// `threadNames` false skips reading threading._active (a dict walk): the
 /// sampler reads names once per thread, not once per sample.
-/// `codes`, when given, keeps decoded code objects across calls (CodeCache.h).
+/// `codes`, when given, keeps decoded code objects across calls (CodeCache.h);
+/// its owner calls codes->newPass() whenever the target may have run since.
 std::vector<PythonThreadStack> resolve(const Interpreter &interp,
                                        const CapturedPython &captured,
                                        MemorySource &mem,

@@ -223,7 +223,6 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
                            : 0;
   CodeCache onePass;
   CodeCache &codes = persistentCodes ? *persistentCodes : onePass;
-  codes.newPass();
   std::unordered_map<uint64_t, std::unordered_map<uint64_t, std::string>> names;
   std::vector<PythonThreadStack> out;
   for (const CapturedThread &t : captured.threads) {

@@ -696,22 +696,31 @@ TEST(PythonCodeCache, ReusesUnchangedCodeAndRereadsReplacedCode) {
 
   // A later pass with an unchanged code object costs one read (the
   // validation), not the strings and the line table again.
+  cache.newPass();
   size_t before = rt.mem.readCount();
   auto second = resolve(rt.in, *cap, rt.mem, {}, false, &cache);
   EXPECT_EQ(rt.mem.readCount() - before, 1u);
   EXPECT_EQ(second.at(0).frames.at(0).function, "Outer.work");
+  // Validated in this pass already: asking again costs nothing.
+  EXPECT_TRUE(cache.unchanged(l, rt.mem, code));
+  EXPECT_EQ(rt.mem.readCount() - before, 1u);
 
   // The reference count moves with every call: still the same code.
   rt.heap.put(code, uint64_t(12345));
+  cache.newPass();
   before = rt.mem.readCount();
+  EXPECT_TRUE(cache.unchanged(l, rt.mem, code));
   resolve(rt.in, *cap, rt.mem, {}, false, &cache);
   EXPECT_EQ(rt.mem.readCount() - before, 1u);
 
   // Freed and replaced by another code object at the same address: the
   // cache must notice and decode the new one.
   rt.heap.put(code + *l.coQualname, py.str("Other.place"));
+  cache.newPass();
+  EXPECT_FALSE(cache.unchanged(l, rt.mem, code));
   auto third = resolve(rt.in, *cap, rt.mem, {}, false, &cache);
   EXPECT_EQ(third.at(0).frames.at(0).function, "Other.place");
+  EXPECT_FALSE(cache.unchanged(l, rt.mem, code + 8)); // never decoded
 
   // Within one pass, one validation per code object, however many frames.
   EXPECT_EQ(cache.size(), 1u);

@@ -280,3 +280,66 @@ TEST(PythonGil, RenderersShowTheState) {
   EXPECT_EQ(field(2, "holds_gil"), llvm::json::Value(false));
   EXPECT_EQ(field(2, "gc"), llvm::json::Value(nullptr));
 }
+
+// --- the hand-over record the sampler anchors on (GilAnchor.cpp) --------------
+
+TEST(PythonGilHandover, ReadFromTheRuntimeOnThreeSevenToThreeEleven) {
+  for (int minor : {7, 8, 9, 10, 11}) {
+    GilFixture fx(3, minor);
+    uint64_t gil = fx.in.runtimeAddr + *fx.in.layout.runtimeGil;
+    EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), gil) << minor;
+    uint64_t a = fx.addThread();
+    fx.mem.put(gil + 8, a);                 // last_holder
+    fx.mem.put(gil + 16, int32_t(1));       // locked
+    fx.mem.put(gil + 24, uint64_t(12345));  // switch_number
+    auto h = readGilHandover(fx.in.layout, fx.mem, gil);
+    ASSERT_TRUE(h) << minor;
+    EXPECT_EQ(h->lastHolder, a);
+    EXPECT_TRUE(h->locked);
+    EXPECT_EQ(h->switches, 12345u);
+    fx.mem.put(gil + 16, int32_t(-1)); // not initialised yet
+    EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, gil)->locked);
+  }
+}
+
+TEST(PythonGilHandover, ThreeTwelveFollowsThePointerOfTheOnlyInterpreter) {
+  GilFixture fx(3, 12);
+  const Layout &l = fx.in.layout;
+  EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), 0u); // no GIL yet
+  uint64_t gil = fx.alloc(256);
+  fx.mem.put(fx.interp + *l.interpGilPointer, gil);
+  EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), gil);
+  fx.mem.put(gil + l.gilSwitchNumber, uint64_t(7));
+  EXPECT_EQ(readGilHandover(l, fx.mem, gil)->switches, 7u);
+  // A second interpreter may own a GIL of its own: no single lock to watch.
+  uint64_t second = fx.alloc(l.interpSize + 64);
+  fx.mem.put(fx.interp + l.interpNext, second);
+  EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), 0u);
+}
+
+TEST(PythonGilHandover, NoRecordBeforeThreeSevenOrWhenUnreadable) {
+  GilFixture py27(2, 7), py36(3, 6);
+  EXPECT_EQ(sharedGilAddress(py27.in, py27.mem), 0u);
+  EXPECT_EQ(sharedGilAddress(py36.in, py36.mem), 0u);
+  GilFixture fx(3, 11);
+  EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, 0));
+  EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, 0xdead0000));
+  // Debug offsets that moved the GIL's fields: the lock layout is unknown.
+  fx.in.layout.gilLock = GilLockModel::Unknown;
+  EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), 0u);
+}
+
+TEST(PythonGilHandover, ThreadStateTidFromNativeIdOrPthread) {
+  GilFixture fx(3, 11);
+  const Layout &l = fx.in.layout;
+  uint64_t a = fx.addThread();
+  fx.mem.put(a + *l.tstateNativeThreadId, uint64_t(4242));
+  EXPECT_EQ(threadStateTid(l, fx.mem, a, 0x2d0), pid_t(4242));
+  EXPECT_EQ(threadStateTid(l, fx.mem, 0xdead0000, 0x2d0), std::nullopt);
+
+  GilFixture old(3, 9); // thread_id is a pthread_t: the tid is inside it
+  uint64_t b = old.addThread(), pthread = old.alloc(0x400);
+  old.mem.put(b + old.in.layout.tstateThreadId, pthread);
+  old.mem.put(pthread + 0x2d0, int32_t(777));
+  EXPECT_EQ(threadStateTid(old.in.layout, old.mem, b, 0x2d0), pid_t(777));
+}

@@ -107,8 +107,9 @@ void printSummary(const Profile &profile, const Recorder &recorder, double cpu,
   llvm::errs() << ".\n";
   if (s.pauses)
     llvm::errs() << llvm::formatv("  target paused {0} times, {1:f1} us on average, "
-                                  "{2} us at worst\n",
-                                  s.pauses, double(s.pauseTotalUs) / s.pauses, s.pauseMaxUs);
+                                  "{2} us at worst, {3:f1} threads stopped on average\n",
+                                  s.pauses, double(s.pauseTotalUs) / s.pauses, s.pauseMaxUs,
+                                  double(s.threadsStopped) / s.pauses);
   else
     llvm::errs() << "  the target was never paused\n";
   llvm::errs() << llvm::formatv("  stackpeek used {0:f2} s of CPU ({1:f1}% of one core)\n",

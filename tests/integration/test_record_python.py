@@ -1,0 +1,99 @@
+"""`stackpeek record` on every interpreter: each sample against the oracle.
+
+Why: a Python-only sample stops one thread, the GIL's last holder, and reads
+the other threads' chains while they run without the GIL; it is redone with
+every sampled thread stopped when the GIL changed hands meanwhile (see
+src/python/GilAnchor.cpp). These tests hold that shortcut to the target's
+own view, sample by sample, on every interpreter found (pyharness):
+
+- parked threads (stacks_target.py "blocking"): every sample of a parked
+  thread has exactly the frames the target recorded of itself (file,
+  function, line), and on 3.7+ about one thread is stopped per pause, while
+  2.7 and 3.6 (no hand-over record to watch) stop every sampled thread;
+- a thread that never stops running Python code ("churn", recursing to a
+  depth that changes all the time): no sample of it is torn, each is a
+  well-formed alternation churn_a/churn_b above churn_loop.
+"""
+
+import json
+import re
+
+import harness
+import pyharness
+
+STOPPED = re.compile(r"([\d.]+) threads stopped on average")
+
+
+def record_json(pid, out, *extra):
+    res = harness.run_stackpeek(["record", "--pid", pid, "--idle", "--duration", "1.5",
+                                 "--rate", "200", "-o", out, *extra])
+    assert res.returncode == 0, "record failed (%d):\n%s" % (res.returncode, res.stderr)
+    return res
+
+
+def samples_by_tid(path):
+    """tid -> list of samples, each a list of frame dicts, innermost first."""
+    doc = json.load(open(path))
+    frames = doc["frames"]
+    out = {}
+    for s in doc["samples"]:
+        out.setdefault(s["tid"], []).append([frames[i] for i in s["frames"]])
+    return out
+
+
+def test_every_sample_of_a_parked_thread_matches_the_oracle(python, tmp_path):
+    t = pyharness.start_scenario(python, "blocking", tmp_path)
+    out = str(tmp_path / "p.json")
+    res = record_json(t.pid, out)
+    harness.assert_running(t.pid)
+    by_tid = samples_by_tid(out)
+    problems = []
+    exact = [ot for ot in t.oracle["threads"] if ot["exact"]]
+    assert exact
+    for ot in exact:
+        want = [(f["file"], f["function"], f["line"]) for f in ot["frames"]]
+        samples = by_tid.get(ot["tid"], [])
+        if len(samples) < 20:
+            problems.append("thread %s (%s): %d samples" % (ot["tid"], ot["name"], len(samples)))
+        for stack in samples:
+            got = [(f.get("file"), f["function"], f.get("line")) for f in stack]
+            if got != want:
+                problems.append("thread %s (%s): sample\n  %r\nwant\n  %r"
+                                % (ot["tid"], ot["name"], got, want))
+                break
+    assert not problems, "\n".join(problems)
+    stopped = STOPPED.search(res.stderr)
+    assert stopped, res.stderr
+    per_pause = float(stopped.group(1))
+    if tuple(int(x) for x in t.oracle["version"].split(".")[:2]) >= (3, 7):
+        assert per_pause < 1.5, "expected the GIL holder alone to be stopped:\n" + res.stderr
+    else:
+        assert per_pause >= len(exact), "2.7/3.6 stop every sampled thread:\n" + res.stderr
+
+
+def churn_problem(stack):
+    """None for a well-formed sample of the churning thread, else why not."""
+    names = [f["function"].split(".")[-1] for f in stack]
+    if "churn_loop" not in names:
+        return "no churn_loop frame"
+    top = names[:names.index("churn_loop")]  # empty: between two calls
+    if top and top[-1] != "churn_a":
+        return "churn_loop does not call churn_a directly"
+    for inner, outer in zip(top, top[1:]):
+        if {inner, outer} != {"churn_a", "churn_b"}:
+            return "churn_a and churn_b do not alternate"
+    return None
+
+
+def test_samples_of_a_thread_running_python_are_never_torn(python, tmp_path):
+    t = pyharness.start_scenario(python, "churn", tmp_path)
+    churner = [ot for ot in t.oracle["threads"] if not ot["exact"]]
+    assert len(churner) == 1
+    out = str(tmp_path / "p.json")
+    record_json(t.pid, out)
+    harness.assert_running(t.pid)
+    samples = samples_by_tid(out).get(churner[0]["tid"], [])
+    assert len(samples) >= 20, "too few samples of the churning thread: %d" % len(samples)
+    bad = [(churn_problem(s), s) for s in samples if churn_problem(s)]
+    assert not bad, "%d of %d samples torn, first: %s\n%r" % (
+        len(bad), len(samples), bad[0][0], [f["function"] for f in bad[0][1]])
