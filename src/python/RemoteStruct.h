@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "llvm/ADT/SmallVector.h"
 #include "llvm/Support/Error.h"
 #include "memory/MemorySource.h"
 
@@ -37,7 +38,7 @@ public:
   static RemoteStruct fromBytes(uint64_t addr, std::vector<uint8_t> bytes) {
     RemoteStruct s;
     s.addr_ = addr;
-    s.bytes_ = std::move(bytes);
+    s.bytes_.assign(bytes.begin(), bytes.end());
     return s;
   }
 
@@ -71,7 +72,10 @@ public:
 
 private:
   uint64_t addr_ = 0;
-  std::vector<uint8_t> bytes_;
+  // Frames, thread states and code objects fit inline: copying them during
+  // the pause then allocates nothing (interpreter states do not, and go to
+  // the heap).
+  llvm::SmallVector<uint8_t, 384> bytes_;
 };
 
 } // namespace stackpeek::python
