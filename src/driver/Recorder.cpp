@@ -71,11 +71,13 @@ Profile Recorder::run(const std::atomic<bool> &stop, const ProgressFn &onProgres
       finished_[it->first] = true;
       it = samplers_.erase(it);
     }
-    // Next tick: the first one still in the future; the rest were missed.
+    // Next tick. A tick is missed when its whole period went by without a
+    // pass; a pass that starts late but within the period takes its sample
+    // (at once), so one slow pass costs a late sample, not a lost one.
     nextTick += period;
     now = Clock::now();
-    if (nextTick < now) {
-      uint64_t missed = (now - nextTick) / period + 1;
+    if (now >= nextTick + period) {
+      uint64_t missed = (now - nextTick) / period;
       progress_.missedTicks += missed;
       nextTick += period * missed;
     }
