@@ -47,10 +47,12 @@ speedscope, .pb.gz pprof, .txt/.folded collapsed stacks, .json raw samples)
 unless --format says otherwise. Recording stops at --duration, when the
 target exits, or on Ctrl-C; the profile is written in every case.
 
-By default only threads on a CPU are sampled, and only they are paused, for
-microseconds per sample; --idle adds sleeping threads, --nonblocking reads
-Python stacks without pausing anything (samples torn by the running target
-are detected and dropped).
+By default only threads on a CPU are sampled. For Python stacks one thread
+is paused per sample, for about 0.1 ms: the one that last held the GIL (the
+others cannot run Python code without taking it, which stackpeek checks);
+with --native, or on Python 2.7 and 3.6, every sampled thread is. --idle
+adds sleeping threads, --nonblocking reads Python stacks without pausing
+anything (samples torn by the running target are detected and dropped).
 )";
 
 std::atomic<bool> gStop{false};
