@@ -134,6 +134,7 @@ void ProcessSampler::readProcess(bool newImage) {
   lastChains_.clear();
   tstateHints_ = python::ThreadStateHints{};
   pythonPages_.clear();
+  anchorPages_.clear();
   pythonSeen_ = false;
   lookedAt_ = std::chrono::steady_clock::now();
 }
@@ -194,6 +195,7 @@ void ProcessSampler::refreshMaps() {
   live_.setImmutableRanges(immutableRanges(facts_.maps));
   unwinder_ = std::make_unique<Unwinder>(facts_.maps, snapshot_);
   pythonPages_.clear();
+  anchorPages_.clear();
 }
 
 // A thread we just let go runs for a moment to re-enter the call it was
@@ -215,6 +217,12 @@ std::vector<pid_t> ProcessSampler::knownTids(const std::vector<pid_t> &chosen) c
   std::vector<pid_t> tids = facts_.tids();
   tids.insert(tids.end(), chosen.begin(), chosen.end());
   return tids;
+}
+
+static std::vector<uint64_t> sortedUnique(std::vector<uint64_t> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
 }
 
 // Whether capture() found Python frames on this OS thread.
@@ -304,8 +312,9 @@ std::vector<pid_t> ProcessSampler::anchoredStops(const GilAnchor &anchor,
 }
 
 // Reads the Python chains of `tids` into out.captured (adding to what an
-// earlier call of the same pass read).
-void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &out) {
+// earlier call of the same pass read); the pages it read go to `pages`.
+void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &out,
+                                   std::vector<uint64_t> &pages) {
   if (!interp_ || tids.empty())
     return;
   python::CaptureLimits limits;
@@ -315,7 +324,7 @@ void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &
   live_.trackPages();
   auto c = python::capture(*interp_, live_, limits);
   std::vector<uint64_t> touched = live_.takeTouchedPages();
-  out.touchedPages.insert(out.touchedPages.end(), touched.begin(), touched.end());
+  pages.insert(pages.end(), touched.begin(), touched.end());
   if (!c) {
     out.pythonErrors.push_back("Python: " + llvm::toString(c.takeError()));
     return;
@@ -385,7 +394,7 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
     // states, the frames' stack chunk, the interpreter): fetch last pass's
     // pages in one system call, then read as usual from the cache.
     live_.prefetch(pythonPages_);
-    capturePython(chosen, out);
+    capturePython(chosen, out, out.pages);
     copyNativeStacks(out, chosen);
     return StopResult::Captured;
   }
@@ -394,13 +403,13 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   const python::Layout &l = interp_->layout;
   std::optional<python::GilHandover> before = python::readGilHandover(l, uncached, anchor->gil);
   bool held = before && before->lastHolder == anchor->tstate;
-  if (held) {
-    std::vector<pid_t> others;
-    for (pid_t tid : chosen)
-      if (tid != anchor->tid)
-        others.push_back(tid);
+  std::vector<pid_t> others;
+  for (pid_t tid : chosen)
+    if (tid != anchor->tid)
+      others.push_back(tid);
+  if (held && !others.empty()) {
     live_.prefetch(pythonPages_);
-    capturePython(others, out);
+    capturePython(others, out, out.pages);
   }
   if (!finish())
     return StopResult::AttachFailed;
@@ -411,9 +420,12 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
       python::threadStateTid(l, uncached, anchor->tstate,
                              python::CaptureLimits{}.pthreadTidOffset) != anchor->tid)
     return StopResult::AnchorLost;
-  if (std::find(chosen.begin(), chosen.end(), anchor->tid) != chosen.end()) {
+  if (others.size() < chosen.size()) {
     live_.clearCache();
-    capturePython({anchor->tid}, out);
+    if (anchorPagesTid_ == anchor->tid)
+      live_.prefetch(anchorPages_); // where its chain was last time
+    capturePython({anchor->tid}, out, out.anchorPages);
+    out.anchorTid = anchor->tid;
   }
   std::optional<python::GilHandover> after = python::readGilHandover(l, uncached, anchor->gil);
   if (!after || after->switches != before->switches || after->lastHolder != before->lastHolder)
@@ -462,7 +474,7 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   if (options_.nonblocking) {
     live_.clearCache();
     live_.prefetch(pythonPages_);
-    capturePython(chosen, pass);
+    capturePython(chosen, pass, pass.pages);
   } else {
     StopResult result;
     if (std::optional<GilAnchor> anchor = planGilAnchor()) {
@@ -486,10 +498,13 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
       return startOverAfterExec(stats);
   }
   live_.clearCache();
-  std::sort(pass.touchedPages.begin(), pass.touchedPages.end());
-  pass.touchedPages.erase(std::unique(pass.touchedPages.begin(), pass.touchedPages.end()),
-                          pass.touchedPages.end());
-  pythonPages_ = std::move(pass.touchedPages);
+  // Next pass's prefetch: the pages read before the anchor's stop, and
+  // those of the anchor's chain (read after it, once it stands still).
+  pythonPages_ = sortedUnique(std::move(pass.pages));
+  if (pass.anchorTid) {
+    anchorPages_ = sortedUnique(std::move(pass.anchorPages));
+    anchorPagesTid_ = pass.anchorTid;
+  }
   for (const std::string &why : pass.pythonErrors)
     ++stats.failures[why];
   recordPass(profile, chosen, pass, timestampNs, weightNs, stats);

@@ -104,12 +104,15 @@ private:
     std::set<pid_t> stacksCopied;
     std::string attachError;
     std::vector<std::string> pythonErrors;
-    std::vector<uint64_t> touchedPages; // by the captures: next pass's prefetch
+    std::vector<uint64_t> pages;       // read by the captures: next pass's prefetch
+    std::vector<uint64_t> anchorPages; // read for the anchor's chain, after its stop
+    pid_t anchorTid = 0;
   };
   enum class StopResult { Captured, AnchorLost, AttachFailed };
   StopResult stopAndCapture(const std::vector<pid_t> &stop, const std::vector<pid_t> &chosen,
                             const GilAnchor *anchor, PassCapture &out);
-  void capturePython(const std::vector<pid_t> &chosen, PassCapture &out);
+  void capturePython(const std::vector<pid_t> &tids, PassCapture &out,
+                     std::vector<uint64_t> &pages);
   void copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen);
   bool endPause(PassCapture &pass, SamplerStats &stats);
   bool startOverAfterExec(SamplerStats &stats);
@@ -145,6 +148,8 @@ private:
   python::CodeCache codes_{/*persistent=*/true};
   python::ThreadStateHints tstateHints_;
   std::vector<uint64_t> pythonPages_; // read by the last capture: prefetched
+  std::vector<uint64_t> anchorPages_; // read for the last anchor's chain
+  pid_t anchorPagesTid_ = 0;
   std::string exe_; // /proc/PID/exe when the process was last read
   bool pythonSeen_ = false; // a capture has shown Python frames
   std::chrono::steady_clock::time_point lookedAt_{}, lastLook_{}, lastMapsCheck_{};
