@@ -35,6 +35,11 @@
 
 namespace stackpeek::python {
 
+namespace {
+// sys.setswitchinterval() takes seconds; an hour is far past any real use.
+constexpr uint64_t kMaxSwitchIntervalUs = 3600ull * 1000 * 1000;
+} // namespace
+
 uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem) {
   const Layout &l = in.layout;
   switch (l.gilLock) {
@@ -55,18 +60,26 @@ uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem) {
   }
 }
 
+// A record that does not look like one (an interval of zero or of hours,
+// `locked` neither 0 nor 1: not initialised yet, or offsets that do not
+// fit this build) is not trusted: the sampler then stops every thread.
 std::optional<GilHandover> readGilHandover(const Layout &l, MemorySource &mem, uint64_t gil) {
   // One read of the record's first words (they are contiguous).
-  uint32_t end = std::max({l.gilLastHolder + 8, l.gilLocked + 4, l.gilSwitchNumber + 8});
+  uint32_t end = std::max({l.gilInterval + 8, l.gilLastHolder + 8, l.gilLocked + 4,
+                           l.gilSwitchNumber + 8});
   uint8_t bytes[64];
   if (!gil || end > sizeof bytes || !mem.read(gil, bytes, end))
     return std::nullopt;
   GilHandover h;
+  uint64_t intervalUs = 0;
   int32_t locked = 0;
+  std::memcpy(&intervalUs, bytes + l.gilInterval, 8);
   std::memcpy(&h.lastHolder, bytes + l.gilLastHolder, 8);
   std::memcpy(&locked, bytes + l.gilLocked, 4);
   std::memcpy(&h.switches, bytes + l.gilSwitchNumber, 8);
-  h.locked = locked == 1; // -1: not initialised yet
+  if (intervalUs == 0 || intervalUs > kMaxSwitchIntervalUs || (locked != 0 && locked != 1))
+    return std::nullopt;
+  h.locked = locked == 1;
   return h;
 }
 

@@ -101,7 +101,7 @@ struct Layout {
   uint32_t interpModules = 0;
   std::optional<uint32_t> interpGilPointer; // 3.12+: ceval.gil
   uint32_t gilLastHolder = 8, gilLocked = 16; // inside _gil_runtime_state
-  uint32_t gilSwitchNumber = 24; // unsigned long; the same in 3.7-3.14
+  uint32_t gilInterval = 0, gilSwitchNumber = 24; // unsigned long each; 3.7-3.14
   GilModel gilModel = GilModel::CurrentThreadSymbol;
 
   // GIL waiters and the collector (thread-state details). In every

@@ -289,6 +289,7 @@ TEST(PythonGilHandover, ReadFromTheRuntimeOnThreeSevenToThreeEleven) {
     uint64_t gil = fx.in.runtimeAddr + *fx.in.layout.runtimeGil;
     EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), gil) << minor;
     uint64_t a = fx.addThread();
+    fx.mem.put(gil, uint64_t(5000));        // interval: 5 ms, the default
     fx.mem.put(gil + 8, a);                 // last_holder
     fx.mem.put(gil + 16, int32_t(1));       // locked
     fx.mem.put(gil + 24, uint64_t(12345));  // switch_number
@@ -297,8 +298,16 @@ TEST(PythonGilHandover, ReadFromTheRuntimeOnThreeSevenToThreeEleven) {
     EXPECT_EQ(h->lastHolder, a);
     EXPECT_TRUE(h->locked);
     EXPECT_EQ(h->switches, 12345u);
-    fx.mem.put(gil + 16, int32_t(-1)); // not initialised yet
+    fx.mem.put(gil + 16, int32_t(0));
     EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, gil)->locked);
+    // Not initialised yet, or not a GIL record at all: not trusted.
+    fx.mem.put(gil + 16, int32_t(-1));
+    EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, gil)) << minor;
+    fx.mem.put(gil + 16, int32_t(0));
+    fx.mem.put(gil, uint64_t(0));
+    EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, gil)) << minor;
+    fx.mem.put(gil, uint64_t(0x7f0012345678));
+    EXPECT_FALSE(readGilHandover(fx.in.layout, fx.mem, gil)) << minor;
   }
 }
 
@@ -309,6 +318,7 @@ TEST(PythonGilHandover, ThreeTwelveFollowsThePointerOfTheOnlyInterpreter) {
   uint64_t gil = fx.alloc(256);
   fx.mem.put(fx.interp + *l.interpGilPointer, gil);
   EXPECT_EQ(sharedGilAddress(fx.in, fx.mem), gil);
+  fx.mem.put(gil + l.gilInterval, uint64_t(5000));
   fx.mem.put(gil + l.gilSwitchNumber, uint64_t(7));
   EXPECT_EQ(readGilHandover(l, fx.mem, gil)->switches, 7u);
   // A second interpreter may own a GIL of its own: no single lock to watch.
