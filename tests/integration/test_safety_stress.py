@@ -206,3 +206,21 @@ def test_consecutive_dumps_leave_the_python_stress_target_unharmed(tmp_path):
     assert_no_leftovers(target.pid)
     record_figures(suite="stress", target="python", anomalies=target.stats.anomalies(),
                    ops=target.stats.ops(), **summary)
+
+
+def test_recording_every_thread_at_1000_hz_leaves_the_python_stress_target_unharmed(tmp_path):
+    """record --idle at 1000 Hz: each pass stops the GIL's last holder (or,
+    when the GIL changed hands, every thread) while the workers sit in the
+    calls the stress target checks; none may see an anomaly."""
+    target = start_stress_target(tmp_path, python=True)
+    out = str(tmp_path / "p.folded")
+    res = harness.run_stackpeek(["record", "--pid", target.pid, "--idle", "--rate", "1000",
+                                 "--duration", "5", "-o", out], timeout=120)
+    assert res.returncode == 0, res.stderr
+    print(res.stderr)
+    stacks = open(out).read()
+    for fn in ("pipe_worker", "sleep_worker", "futex_worker", "epoll_worker"):
+        assert fn in stacks, f"{fn} missing from the profile:\n{stacks[:2000]}"
+    target.stats.wait_progress()
+    target.stats.assert_clean("after 5 s of record --idle at 1000 Hz")
+    assert_no_leftovers(target.pid)
