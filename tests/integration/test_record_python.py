@@ -97,3 +97,19 @@ def test_samples_of_a_thread_running_python_are_never_torn(python, tmp_path):
     bad = [(churn_problem(s), s) for s in samples if churn_problem(s)]
     assert not bad, "%d of %d samples torn, first: %s\n%r" % (
         len(bad), len(samples), bad[0][0], [f["function"] for f in bad[0][1]])
+
+
+def test_gil_keeps_only_the_thread_holding_the_gil(python, tmp_path):
+    """--gil --idle on the "busy" scenario: parked threads never hold the
+    GIL, so every sample is of the spinning thread, on top of spin()."""
+    t = pyharness.start_scenario(python, "busy", tmp_path)
+    busy = [ot for ot in t.oracle["threads"] if not ot["exact"]]
+    assert len(busy) == 1
+    out = str(tmp_path / "p.json")
+    record_json(t.pid, out, "--gil")
+    harness.assert_running(t.pid)
+    by_tid = samples_by_tid(out)
+    assert set(by_tid) == {busy[0]["tid"]}, "samples of threads not holding the GIL: %s" % sorted(by_tid)
+    samples = by_tid[busy[0]["tid"]]
+    assert len(samples) >= 20, len(samples)
+    assert all(s and s[0]["function"].split(".")[-1] == "spin" for s in samples), samples[0]
