@@ -16,12 +16,18 @@
 //  - drop_gil() sets locked = 0 and may rewrite last_holder with the
 //    dropping thread state (a thread that swapped thread states), never
 //    with another thread's.
-// Hence, once last_holder's thread is stopped, any other thread that
-// starts running Python code moves switch_number first: if switch_number
-// reads the same after the copy as before it, no thread but the stopped
-// one could have run Python code in between, held or released GIL alike.
-// The sampler checks exactly that, and falls back to stopping every thread
-// it samples when the check fails or cannot be made.
+// Hence any thread other than last_holder's that starts running Python
+// code moves switch_number first: if last_holder and switch_number read the
+// same after the copy as before it, only last_holder's thread could have
+// run Python code in between, held or released GIL alike. So the other
+// threads' chains can be copied while that one thread is being stopped;
+// its own chain is copied once it stands still. Stopping it also pins its
+// thread state: it cannot exit and have a new thread's state allocated at
+// the same address, which would take the GIL without moving the counter.
+// The reads rely on x86-64 ordering (stores become visible in program
+// order, loads are not reordered with loads). The sampler checks exactly
+// this, and falls back to stopping every thread it samples when the check
+// fails or cannot be made.
 //
 // Where the GIL is: _PyRuntime.ceval.gil (3.7-3.11, shared by every
 // interpreter) or behind the interpreter's ceval.gil pointer (3.12+, where
