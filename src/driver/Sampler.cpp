@@ -295,7 +295,7 @@ std::optional<ProcessSampler::GilAnchor> ProcessSampler::planGilAnchor() {
     return std::nullopt;
   for (const auto &[tid, tstate] : tstateHints_.tstateByTid)
     if (tstate == handover->lastHolder)
-      return GilAnchor{tid, tstate, gil};
+      return GilAnchor{tid, tstate, gil, *handover};
   return std::nullopt;
 }
 
@@ -361,9 +361,10 @@ void ProcessSampler::copyNativeStacks(PassCapture &out, const std::vector<pid_t>
 //
 // Anchored, `stop` is the anchor (plus threads without Python frames), and
 // the other threads' chains are read while it comes to a stop: they cannot
-// change unless the GIL changes hands, which the hand-over record read
-// before and after tells. The anchor's own chain is read once it stands
-// still, afresh (pages cached before its stop may predate its last steps).
+// change unless the GIL changes hands, which the hand-over record read when
+// the anchor was chosen (planGilAnchor) and again at the end tells. The
+// anchor's own chain is read once it stands still, afresh (pages cached
+// before its stop may predate its last steps).
 ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_t> &stop,
                                                           const std::vector<pid_t> &chosen,
                                                           const GilAnchor *anchor,
@@ -401,21 +402,20 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   out.anchored = true;
   UncachedReads uncached(live_);
   const python::Layout &l = interp_->layout;
-  std::optional<python::GilHandover> before = python::readGilHandover(l, uncached, anchor->gil);
-  bool held = before && before->lastHolder == anchor->tstate;
   std::vector<pid_t> others;
   for (pid_t tid : chosen)
     if (tid != anchor->tid)
       others.push_back(tid);
-  if (held && !others.empty()) {
+  if (!others.empty()) {
     live_.prefetch(pythonPages_);
     capturePython(others, out, out.pages);
   }
   if (!finish())
     return StopResult::AttachFailed;
+  // Stopped, and still the thread of that thread state: it cannot exit and
+  // leave its address to a new thread state until we let it go.
   const auto &stopped = out.session->stoppedThreads();
-  if (!held ||
-      std::none_of(stopped.begin(), stopped.end(),
+  if (std::none_of(stopped.begin(), stopped.end(),
                    [&](const StoppedThread &t) { return t.tid == anchor->tid; }) ||
       python::threadStateTid(l, uncached, anchor->tstate,
                              python::CaptureLimits{}.pthreadTidOffset) != anchor->tid)
@@ -428,7 +428,8 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
     out.anchorTid = anchor->tid;
   }
   std::optional<python::GilHandover> after = python::readGilHandover(l, uncached, anchor->gil);
-  if (!after || after->switches != before->switches || after->lastHolder != before->lastHolder)
+  if (!after || after->switches != anchor->before.switches ||
+      after->lastHolder != anchor->before.lastHolder)
     return StopResult::AnchorLost;
   copyNativeStacks(out, chosen);
   return StopResult::Captured;
@@ -519,18 +520,17 @@ ProcessSampler::ChainKey ProcessSampler::chainKeyOf(const python::CapturedThread
   return key;
 }
 
-// Whether a captured chain is the one this thread's last Python-only sample
-// was decoded from (the code objects are checked later, in recordPass).
-bool ProcessSampler::sameChainAsLast(const python::CapturedThread &t) const {
-  if (options_.native || !t.osTid || !t.errors.empty() || t.frames.empty())
-    return false;
-  auto memo = lastChains_.find(t.osTid);
-  if (memo == lastChains_.end() || memo->second.key.size() != t.frames.size())
+// Whether a captured chain, whose key is `key`, is the one this thread's
+// last Python-only sample was decoded from (the code objects are checked
+// later, in recordPass).
+bool ProcessSampler::sameChainAsLast(const python::CapturedThread &t, const ChainKey &key) const {
+  if (options_.native || t.frames.empty())
     return false;
   for (const python::CapturedFrame &f : t.frames)
     if (f.error)
       return false;
-  return memo->second.key == chainKeyOf(t);
+  auto memo = lastChains_.find(t.osTid);
+  return memo != lastChains_.end() && memo->second.key == key;
 }
 
 // Decodes and records one pass, after the target runs again.
@@ -554,9 +554,12 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
     python::CapturedPython fresh, stale;
     std::vector<python::CapturedThread> candidates;
     for (python::CapturedThread &t : pass.captured->threads) {
-      if (t.osTid && t.errors.empty())
-        keys[t.osTid] = chainKeyOf(t);
-      (sameChainAsLast(t) ? candidates : fresh.threads).push_back(std::move(t));
+      bool repeatable = false;
+      if (t.osTid && t.errors.empty()) {
+        const ChainKey &key = keys[t.osTid] = chainKeyOf(t);
+        repeatable = sameChainAsLast(t, key);
+      }
+      (repeatable ? candidates : fresh.threads).push_back(std::move(t));
     }
     auto decode = [&](const python::CapturedPython &threads) {
       if (threads.threads.empty())

@@ -93,6 +93,7 @@ private:
     pid_t tid = 0;
     uint64_t tstate = 0;
     uint64_t gil = 0;
+    python::GilHandover before; // read when it was chosen, before any stop
   };
   std::optional<GilAnchor> planGilAnchor();
   std::vector<pid_t> anchoredStops(const GilAnchor &anchor, const std::vector<pid_t> &chosen) const;
@@ -133,7 +134,7 @@ private:
     StackId stack = 0;
   };
   static ChainKey chainKeyOf(const python::CapturedThread &t);
-  bool sameChainAsLast(const python::CapturedThread &t) const;
+  bool sameChainAsLast(const python::CapturedThread &t, const ChainKey &key) const;
 
   pid_t pid_;
   SamplerOptions options_;
