@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "process/Attach.h"
 #include "run/ProcessTree.h"
 
 namespace stackpeek {
@@ -71,6 +72,9 @@ Profile Recorder::run(const std::atomic<bool> &stop, const ProgressFn &onProgres
       finished_[it->first] = true;
       it = samplers_.erase(it);
     }
+    // A thread that reached its stop only after its pass let go of the
+    // others is released here, at most a tick late (Attach.h, strays).
+    releaseStrayTracees();
     // Next tick. A tick is missed when its whole period went by without a
     // pass; a pass that starts late but within the period takes its sample
     // (at once), so one slow pass costs a late sample, not a lost one.

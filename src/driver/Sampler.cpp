@@ -374,6 +374,10 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   AttachOptions attach;
   attach.onlyThreads = stop;
   attach.skipChecks = true;
+  // A sampled thread stops within microseconds, unless it waits for the
+  // CPU (a busy host): then it is waited for, rather than lost or left
+  // stopped, up to kRunnableStopDeadline.
+  attach.runnableStopDeadline = kRunnableStopDeadline;
   auto deadline = std::chrono::milliseconds(100);
   auto session = PtraceSession::startAttach(pid_, attach);
   if (!session) {
@@ -441,6 +445,8 @@ bool ProcessSampler::endPause(PassCapture &pass, SamplerStats &stats) {
   if (!pass.session)
     return true;
   pass.session->detach();
+  if (pass.session->stoppedThreads().empty())
+    return !pass.session->execSeen(); // nothing stopped: no pause to count
   uint64_t us = pass.session->pauseDuration().count();
   ++stats.pauses;
   stats.pauseTotalUs += us;

@@ -81,6 +81,9 @@ private:
   // How long after the start (or an exec) a process that is not Python yet
   // is looked at again for an interpreter.
   static constexpr std::chrono::seconds kLookForPythonFor{5};
+  // How long a pass waits, in all, for a sampled thread that is runnable
+  // but not yet stopped (it waits for the CPU on a busy host).
+  static constexpr std::chrono::milliseconds kRunnableStopDeadline{1000};
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
   std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
   StackId internStackOf(Profile &profile, const Thread &thread);

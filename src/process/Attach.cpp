@@ -16,7 +16,6 @@
 #include <cstring>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include <sys/time.h>
 
@@ -170,6 +169,15 @@ void detachAllHeldOnSignal(int sig) {
 }
 
 // Gone, a zombie, or flagged PF_EXITING.
+char taskState(pid_t pid, pid_t tid) {
+  auto stat = readTaskStat(pid, tid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return '?';
+  }
+  return stat->state;
+}
+
 bool processExiting(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
   if (!stat) {
@@ -223,38 +231,76 @@ std::atomic<size_t> gReapableCount{0};
 
 void resetReapable() { gReapableCount.store(0, std::memory_order_release); }
 
-// Threads a detach had to give up on (they never reached their stop, e.g.
-// a long uninterruptible sleep): still ours. Each new attach first lets go
-// of those that have stopped since, and reaps those that died; until then
-// they stay registered for the signal handlers and reapable for the
-// watchdog (a thread that dies traced is a zombie an exec would wait on).
-struct Leftover {
+// ---- the stray ledger ----
+// A thread we interrupted is ours until PTRACE_DETACH succeeds or its exit
+// has been reaped; nothing else lets it go. PTRACE_DETACH succeeds only once
+// the thread has reached its stop, and a thread may take long to get there:
+// starved of CPU on a busy host (an idle-priority thread beside CPU hogs
+// waits seconds for a time slice), or in an uninterruptible sleep. Such a
+// thread, given up on by a detach, is a stray: the moment it reaches its stop
+// it would stay stopped, for nothing any caller waits for, until someone
+// releases it. So strays are kept here, registered for the signal handlers
+// and reapable for the watchdog (a thread that dies traced is a zombie an
+// exec would wait on), and released by releaseStrayTracees(), which every
+// attach and detach calls and long-running callers call on each tick.
+//
+// Whether a stray has stopped is asked of the kernel (PTRACE_GETSIGINFO
+// works on a tracee in a ptrace stop only), not of its wait status: some
+// other waitpid (leaderAlive reaps with pid -1) may have consumed that.
+struct Stray {
   pid_t pid, tid;
 };
-std::vector<Leftover> gLeftovers; // main flow only
+std::vector<Stray> gStrays; // main flow only
 
 void addReapable(pid_t tid);
 void detachStopped(pid_t tid, int status);
+void detachStoppedStray(pid_t tid, const siginfo_t &info);
 
-void releaseLeftovers() {
-  for (auto it = gLeftovers.begin(); it != gLeftovers.end();) {
-    int status = 0;
-    pid_t r = waitpid(it->tid, &status, __WALL | WNOHANG);
-    if (r == 0) {
-      ++it;
-      continue;
-    }
-    if (r > 0 && WIFSTOPPED(status))
-      detachStopped(it->tid, status);
-    unregisterHeld(it->tid);
-    it = gLeftovers.erase(it);
-  }
+bool isStray(pid_t tid) {
+  return std::any_of(gStrays.begin(), gStrays.end(), [tid](const Stray &s) { return s.tid == tid; });
 }
 
-void addLeftoversToReapable() {
-  for (const Leftover &l : gLeftovers)
-    if (l.tid != l.pid)
-      addReapable(l.tid);
+void forgetStray(pid_t tid) {
+  gStrays.erase(std::remove_if(gStrays.begin(), gStrays.end(),
+                               [tid](const Stray &s) { return s.tid == tid; }),
+                gStrays.end());
+}
+
+// The real parent of a traced leader reaps its exit itself (`run` waits for
+// its command): a tracer that is also the parent must leave that status.
+bool isOurChild(pid_t pid) {
+  auto stat = readTaskStat(pid, pid);
+  if (!stat) {
+    llvm::consumeError(stat.takeError());
+    return false;
+  }
+  return stat->ppid == getpid();
+}
+
+// True once the stray is no longer ours: detached, or gone.
+bool releaseStray(const Stray &s) {
+  siginfo_t info{};
+  if (ptrace(PTRACE_GETSIGINFO, s.tid, nullptr, &info) == 0) {
+    detachStoppedStray(s.tid, info);
+    return true;
+  }
+  siginfo_t exited{};
+  int flags = WEXITED | WNOHANG | WNOWAIT | __WALL;
+  if (waitid(P_PID, s.tid, &exited, flags) != 0)
+    return errno == ECHILD; // not our tracee any more
+  if (exited.si_pid != s.tid)
+    return false; // still running towards its stop
+  if (s.tid != s.pid || !isOurChild(s.pid)) {
+    int status = 0;
+    waitpid(s.tid, &status, __WALL | WNOHANG);
+  }
+  return true;
+}
+
+void addStraysToReapable() {
+  for (const Stray &s : gStrays)
+    if (s.tid != s.pid)
+      addReapable(s.tid);
 }
 
 void addReapable(pid_t tid) {
@@ -363,6 +409,25 @@ struct WaitDeadline : AlarmTicks {
       : AlarmTicks(onWaitTick, 0, armWaitDeadline(delay)) {}
 };
 
+// Waits for `tid` until the armed WaitDeadline expires: its pid, or 0 if it
+// neither stopped nor exited in time, or -1 (ECHILD: not ours, gone).
+pid_t blockingWait(pid_t tid, int &status) {
+  pid_t r = -1;
+  errno = EINTR;
+  while (!gWaitExpired && (r = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
+  }
+  if (r < 0 && errno == EINTR)
+    r = waitpid(tid, &status, __WALL | WNOHANG); // one last look
+  return r;
+}
+
+AttachTestHook gTestHook = nullptr;
+
+void runTestHook(const char *stage) {
+  if (gTestHook)
+    gTestHook(stage);
+}
+
 // Checks the whole process before touching it, so common failures get a
 // precise message instead of a bare errno.
 llvm::Error checkAttachable(pid_t pid) {
@@ -407,8 +472,8 @@ PtraceSession::startAttach(pid_t pid, const AttachOptions &options) {
   if (!options.skipChecks)
     if (llvm::Error err = checkAttachable(pid))
       return std::move(err);
-  releaseLeftovers();
-  std::unique_ptr<PtraceSession> session(new PtraceSession(pid));
+  releaseStrayTracees();
+  std::unique_ptr<PtraceSession> session(new PtraceSession(pid, options.runnableStopDeadline));
   if (llvm::Error err = session->seizeAll(options.onlyThreads))
     return std::move(err); // the destructor detaches what was seized
   return session;
@@ -417,16 +482,33 @@ PtraceSession::startAttach(pid_t pid, const AttachOptions &options) {
 llvm::Error PtraceSession::finishAttach(std::chrono::milliseconds deadline) {
   waitForStops(deadline);
   readRegisters();
-  if (stopped_.empty())
+  if (!stopped_.empty())
+    return llvm::Error::success();
+  if (processExiting(pid_))
     return attachError(AttachFailure::NoSuchProcess,
                        "pid " + std::to_string(pid_) + " exited before it could be paused");
-  return llvm::Error::success();
+  // Alive: say why nothing stopped, never "exited".
+  if (notStopped_.empty())
+    return attachError(AttachFailure::NoSuchProcess, // an exec, perhaps: worth a retry
+                       "no thread of pid " + std::to_string(pid_) + " could be paused: " +
+                           (uncaptured_.empty() ? std::string("the threads to pause exited "
+                                                              "first (an exec, or threads ending)")
+                                                : uncaptured_.front().reason));
+  std::string states;
+  for (const auto &[state, count] : notStopped_)
+    states += (states.empty() ? "" : ", ") + std::to_string(count) + " " + state;
+  return attachError(AttachFailure::NotStopped,
+                     "no thread of pid " + std::to_string(pid_) + " stopped within " +
+                         std::to_string(std::max(deadline, runnableDeadline_).count()) +
+                         " ms (" + states +
+                         "): a running thread that does not stop has had no CPU (a "
+                         "busy host), a disk-wait one is in uninterruptible sleep");
 }
 
 llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
   resetReapable();
-  addLeftoversToReapable();
+  addStraysToReapable();
   // See "the exec deadlock" above. Armed from the second thread on: with
   // one thread seized there is nothing to reap, and a one-thread sample
   // then pays nothing for it.
@@ -452,6 +534,11 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
         continue;
       if (!watchdog && (!seized_.empty() || !batch.empty()))
         watchdog.emplace();
+      if (isStray(tid)) { // still ours: a past detach gave up on it
+        forgetStray(tid);
+        batch.push_back(tid);
+        continue;
+      }
       if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void *>(kSeizeOptions)) != 0) {
         int err = errno;
         if (err == ESRCH)
@@ -488,6 +575,8 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
         addReapable(tid);
       batch.push_back(tid);
     }
+    if (!batch.empty())
+      runTestHook("seized");
     if (!batch.empty() && seized_.empty())
       pauseStart_ = std::chrono::steady_clock::now();
     for (pid_t tid : batch) {
@@ -495,6 +584,8 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
       if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 && errno != ESRCH)
         uncaptured_.push_back({tid, std::string("cannot interrupt: ") + strerror(errno)});
     }
+    if (!batch.empty())
+      runTestHook("interrupted");
     bool foundNew = !batch.empty();
     if (!foundNew || !onlyThreads.empty())
       return llvm::Error::success();
@@ -559,33 +650,49 @@ void PtraceSession::waitForStops(std::chrono::milliseconds deadline) {
   // Then block for the rest: the kernel wakes us the moment a thread stops,
   // where polling with sched_yield could lose the CPU for a whole time slice
   // on a busy machine. A timer bounds the wait (uninterruptible sleep).
+  pending = blockForStops(pending, deadline);
+  // A thread still runnable has not had the CPU to reach its stop yet (a
+  // busy host: an idle-priority thread beside CPU hogs waits seconds for a
+  // time slice). It stops the moment it runs, so it is waited for longer,
+  // up to runnableDeadline_ in all. A thread in uninterruptible sleep may
+  // stay there indefinitely: not captured.
+  std::vector<pid_t> runnable, asleep;
+  for (pid_t tid : pending)
+    (taskState(pid_, tid) == 'R' && runnableDeadline_ > deadline ? runnable : asleep)
+        .push_back(tid);
+  runnable = blockForStops(runnable, runnableDeadline_ - deadline);
+  markNotStopped(asleep, deadline);
+  markNotStopped(runnable, runnableDeadline_);
+}
+
+void PtraceSession::markNotStopped(const std::vector<pid_t> &tids,
+                                   std::chrono::milliseconds waited) {
+  for (pid_t tid : tids) {
+    std::string state = describeState(taskState(pid_, tid));
+    ++notStopped_[state];
+    uncaptured_.push_back({tid, "not captured: the thread did not stop within " +
+                                    std::to_string(waited.count()) + " ms (state: " + state +
+                                    ")"});
+  }
+}
+
+// Waits for each of `pending` to stop, all within `limit`; returns those
+// that did not.
+std::vector<pid_t> PtraceSession::blockForStops(const std::vector<pid_t> &pending,
+                                                std::chrono::microseconds limit) {
   std::vector<pid_t> late;
-  if (!pending.empty()) {
-    WaitDeadline timer(deadline);
-    for (pid_t tid : pending) {
-      int status = 0;
-      pid_t r = -1;
-      errno = EINTR;
-      while (!gWaitExpired && (r = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
-      }
-      if (r < 0 && errno == EINTR)
-        r = waitpid(tid, &status, __WALL | WNOHANG); // one last look
-      if (r == 0)
-        late.push_back(tid);
-      else
-        recordStop(tid, r, status);
-    }
-  }
-  pending.swap(late);
+  if (pending.empty())
+    return late;
+  WaitDeadline timer(limit);
   for (pid_t tid : pending) {
-    char state = '?';
-    if (auto stat = readTaskStat(pid_, tid))
-      state = stat->state;
+    int status = 0;
+    pid_t r = blockingWait(tid, status);
+    if (r == 0)
+      late.push_back(tid);
     else
-      llvm::consumeError(stat.takeError());
-    uncaptured_.push_back({tid, "not captured: the thread did not stop within the "
-                                "deadline (state: " + describeState(state) + ")"});
+      recordStop(tid, r, status);
   }
+  return late;
 }
 
 void PtraceSession::readRegisters() {
@@ -606,16 +713,34 @@ void PtraceSession::readRegisters() {
 void PtraceSession::detachLateStop(pid_t tid, int status) { detachStopped(tid, status); }
 
 namespace {
-void detachStopped(pid_t tid, int status) {
+void detachWithSignal(pid_t tid, long sig) {
   user_regs_struct regs{};
   if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
     undoStopInducedEintr(tid, regs);
-  long sig = 0;
-  if (WIFSTOPPED(status) && !isEventStatus(status))
-    sig = WSTOPSIG(status);
   ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(sig));
 }
+
+void detachStopped(pid_t tid, int status) {
+  detachWithSignal(tid, WIFSTOPPED(status) && !isEventStatus(status) ? WSTOPSIG(status) : 0);
+}
+
+void detachStoppedStray(pid_t tid, const siginfo_t &info) {
+  detachWithSignal(tid, isEventStop(info) ? 0 : info.si_signo);
+}
 } // namespace
+
+void releaseStrayTracees() {
+  for (auto it = gStrays.begin(); it != gStrays.end();) {
+    if (!releaseStray(*it)) {
+      ++it;
+      continue;
+    }
+    unregisterHeld(it->tid);
+    it = gStrays.erase(it);
+  }
+}
+
+size_t strayTraceeCount() { return gStrays.size(); }
 
 // Threads in a call that a signal would interrupt with EINTR (epoll_wait,
 // accept, ...; stopInterruptsWithEintr) are let go last. While any thread
@@ -671,37 +796,47 @@ void PtraceSession::detach() {
   detached_ = true;
   if (lostThreads_)
     adoptExecedLeader();
+  std::vector<pid_t> notStopped;
   for (pid_t tid : detachOrder()) {
     int sig = 0;
     for (const StoppedThread &t : stopped_)
       if (t.tid == tid)
         sig = t.pendingSignal;
-    if (ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(static_cast<long>(sig))) != 0 &&
-        errno == ESRCH && processExists(pid_)) {
-      // Not stopped yet (our INTERRUPT still pending, e.g. the thread is in
-      // uninterruptible sleep): wait a little for the stop, then detach. If it
-      // never stops, the next attach or our own exit releases it.
-      int status = 0;
-      bool settled = false;
-      for (int i = 0; i < 100 && !settled; ++i) {
-        pid_t r = waitpid(tid, &status, __WALL | WNOHANG);
-        if (r < 0) {
-          settled = true; // gone
-        } else if (r != 0) {
-          detachLateStop(tid, status);
-          settled = true;
-        } else {
-          std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-      }
-      if (!settled) {
-        gLeftovers.push_back({pid_, tid});
-        continue; // stays registered for the signal handlers
-      }
-    }
-    unregisterHeld(tid);
+    if (ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(static_cast<long>(sig))) == 0)
+      unregisterHeld(tid);
+    else
+      notStopped.push_back(tid); // ESRCH: not stopped yet, or gone
   }
   pauseEnd_ = std::chrono::steady_clock::now();
+  settleLateThreads(notStopped);
+  releaseStrayTracees();
+}
+
+// Threads that had not reached their stop when the others were let go
+// (the INTERRUPT is still pending: starved of CPU, or in uninterruptible
+// sleep), or that exited. Each gets a short wait for its stop or its exit;
+// one that still has neither becomes a stray (see the ledger), never a
+// thread we forget while it may stop on our behalf.
+void PtraceSession::settleLateThreads(const std::vector<pid_t> &tids) {
+  if (tids.empty())
+    return;
+  std::vector<pid_t> late;
+  {
+    WaitDeadline timer(kLateStopWait);
+    for (pid_t tid : tids) {
+      int status = 0;
+      pid_t r = blockingWait(tid, status);
+      if (r == 0) {
+        late.push_back(tid);
+        continue;
+      }
+      if (r > 0 && WIFSTOPPED(status))
+        detachLateStop(tid, status);
+      unregisterHeld(tid);
+    }
+  }
+  for (pid_t tid : late)
+    gStrays.push_back({pid_, tid});
 }
 
 bool PtraceSession::leaderAlive() {
@@ -727,9 +862,13 @@ bool PtraceSession::leaderAlive() {
 PtraceSession::~PtraceSession() { detach(); }
 
 std::chrono::microseconds PtraceSession::pauseDuration() const {
+  if (pauseStart_ == std::chrono::steady_clock::time_point{})
+    return {}; // no thread was interrupted: no pause
   auto end = detached_ ? pauseEnd_ : std::chrono::steady_clock::now();
   return std::chrono::duration_cast<std::chrono::microseconds>(end - pauseStart_);
 }
+
+void setAttachTestHook(AttachTestHook hook) { gTestHook = hook; }
 
 void detachHeldThreadsAndDie(int sig) { detachAllHeldOnSignal(sig); }
 

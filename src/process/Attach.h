@@ -15,7 +15,11 @@
 //  - A signal that arrives for a thread while we hold it (signal-delivery-stop)
 //    is handed back on detach, so the target receives it as if we weren't there.
 //  - No wait blocks forever: a thread that does not stop within the deadline
-//    (uninterruptible sleep) is reported as not captured.
+//    (uninterruptible sleep; a runnable thread gets longer, as on a busy host
+//    it may wait long for the CPU) is reported as not captured.
+//  - Every interrupted thread stays ours until PTRACE_DETACH succeeds or its
+//    exit is reaped: one that reaches its stop only after the detach (a
+//    "stray") is released by releaseStrayTracees(), never left stopped.
 //  - An exec in the target cannot deadlock us: it waits for the threads it
 //    kills to be reaped by their tracer while holding the lock PTRACE_SEIZE
 //    takes, so a watchdog signal reaps them while we seize and wait (see
@@ -27,6 +31,7 @@
 #include <sys/user.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +46,7 @@ enum class AttachFailure {
   PermissionDenied,
   AlreadyTraced,
   NotDumpable, // zombie or kernel thread
+  NotStopped,  // alive, but no thread reached its stop in time
   Other,
 };
 
@@ -74,6 +80,9 @@ struct UncapturedThread {
 struct AttachOptions {
   // How long to wait for all threads to reach a stop.
   std::chrono::milliseconds stopDeadline{1000};
+  // How long, in all, for a thread still runnable at stopDeadline: it has
+  // not had the CPU yet (a busy host), and stops as soon as it runs.
+  std::chrono::milliseconds runnableStopDeadline{10000};
   // Stop only these threads (the sampler pauses just the threads it
   // samples); empty means every thread, re-reading the task list until it
   // is stable.
@@ -123,9 +132,17 @@ public:
   std::chrono::microseconds pauseDuration() const;
 
 private:
-  explicit PtraceSession(pid_t pid) : pid_(pid) {}
+  PtraceSession(pid_t pid, std::chrono::milliseconds runnableDeadline)
+      : pid_(pid), runnableDeadline_(runnableDeadline) {}
   llvm::Error seizeAll(const std::vector<pid_t> &onlyThreads);
   void waitForStops(std::chrono::milliseconds deadline);
+  std::vector<pid_t> blockForStops(const std::vector<pid_t> &pending,
+                                   std::chrono::microseconds limit);
+  void settleLateThreads(const std::vector<pid_t> &tids);
+  void markNotStopped(const std::vector<pid_t> &tids, std::chrono::milliseconds waited);
+  // How long a detach waits for threads not yet stopped before leaving them
+  // to the stray ledger.
+  static constexpr std::chrono::milliseconds kLateStopWait{20};
   void spinForStops(std::vector<pid_t> &pending, std::chrono::microseconds limit);
   static constexpr std::chrono::microseconds kSpinBeforeBlocking{200};
   static void detachLateStop(pid_t tid, int status);
@@ -135,6 +152,8 @@ private:
   void readRegisters();
 
   pid_t pid_;
+  std::chrono::milliseconds runnableDeadline_;
+  std::map<std::string, int> notStopped_; // state -> threads that never stopped
   std::vector<pid_t> seized_;          // every tid we hold, stopped or not
   std::vector<StoppedThread> stopped_;
   std::vector<UncapturedThread> uncaptured_;
@@ -145,6 +164,21 @@ private:
   bool execSeen_ = false;
   bool lostThreads_ = false; // a seized thread other than the leader vanished
 };
+
+/// Lets go of the threads earlier detaches had to leave behind because they
+/// had not reached their stop yet ("strays"): those stopped since are
+/// detached (their signal handed back), those exited are reaped. Every
+/// attach and detach calls it; a long-running caller (record's loop) calls
+/// it on every tick, so a stray is held at most one tick after its stop.
+void releaseStrayTracees();
+/// How many strays are left (for tests and the summary).
+size_t strayTraceeCount();
+
+/// For tests: called with "seized" once a batch of threads is seized and
+/// with "interrupted" once it is interrupted, before any wait, so a test can
+/// make threads or the process exit exactly there. Null: none (default).
+using AttachTestHook = void (*)(const char *stage);
+void setAttachTestHook(AttachTestHook hook);
 
 /// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the
 /// crash signals (SIGSEGV, SIGBUS, SIGABRT, ...) that detach every

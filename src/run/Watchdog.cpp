@@ -17,6 +17,7 @@
 #include <cstring>
 #include <set>
 
+#include "process/Attach.h"
 #include "process/ProcFs.h"
 #include "run/Activity.h"
 #include "run/ExitStatus.h"
@@ -187,7 +188,7 @@ void Watchdog::reap() {
   int status = 0;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0)
-    if (pid == command_)
+    if (pid == command_ && !WIFSTOPPED(status)) // a stop is a stray of ours, not an exit
       commandStatus_ = status;
 }
 
@@ -303,6 +304,7 @@ int Watchdog::run() {
     }
     handleSignals();
     reap(); // SIGCHLD is coalesced; reaping on every wakeup loses nothing
+    releaseStrayTracees(); // threads a dump left still stopping (Attach.h)
     Clock::time_point now = Clock::now();
     if (killing_) {
       if (killStep(now))

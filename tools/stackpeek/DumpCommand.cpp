@@ -16,6 +16,7 @@ int exitCodeFor(AttachFailure kind) {
   case AttachFailure::PermissionDenied: return kPermissionDenied;
   case AttachFailure::AlreadyTraced: return kAlreadyTraced;
   case AttachFailure::NotDumpable: return kNotDumpable;
+  case AttachFailure::NotStopped: return kNotDumpable;
   case AttachFailure::Other: return kInternal;
   }
   return kInternal;

@@ -1,6 +1,11 @@
 // stackpeek: the command-line tool. Registers the subcommands (each in its
 // own file), parses, runs the chosen one. The pipelines live in src/.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <string>
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -8,9 +13,39 @@
 
 using namespace stackpeek::tool;
 
+namespace {
+// STACKPEEK_TEST_HOOK_FD=N (with STACKPEEK_TEST_HOOK_AT=seized|interrupted):
+// at that stage of every attach, say so on stderr and wait for one byte on
+// fd N, so a test can end threads or the process exactly there. EOF on fd N
+// turns the hook off. Tests only; unset, nothing happens.
+int gHookFd = -1;
+std::string gHookAt;
+
+void waitForTest(const char *stage) {
+  if (gHookFd < 0 || gHookAt != stage)
+    return;
+  std::string line = std::string("stackpeek-test-hook: ") + stage + "\n";
+  (void)!::write(2, line.data(), line.size());
+  char byte;
+  if (::read(gHookFd, &byte, 1) != 1)
+    gHookFd = -1;
+}
+
+void installTestHook() {
+  const char *fd = std::getenv("STACKPEEK_TEST_HOOK_FD");
+  const char *at = std::getenv("STACKPEEK_TEST_HOOK_AT");
+  if (!fd || !at)
+    return;
+  gHookFd = std::atoi(fd);
+  gHookAt = at;
+  stackpeek::setAttachTestHook(waitForTest);
+}
+} // namespace
+
 int main(int argc, char **argv) {
   // First thing: whatever ends stackpeek must also let the target go.
   stackpeek::installDetachOnFatalSignals();
+  installTestHook();
 
   CLI::App app{"stackpeek: show what a running process is doing, every thread's "
                "native and Python stack, without changing or restarting it."};
