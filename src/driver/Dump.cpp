@@ -123,7 +123,7 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
     for (const std::string &e : capturedPython->errors)
       process.errors.push_back("Python: " + e);
     std::vector<python::PythonThreadStack> stacks =
-        python::resolve(*interp, *capturedPython, live, facts.tids());
+        python::resolve(*interp, *capturedPython, live, facts.tidMap);
     depth = python::resolveDepth(*interp, *capturedPython, capturedDepth, live, stacks);
     for (python::PythonThreadStack &s : stacks)
       if (s.tid != 0)

@@ -82,7 +82,6 @@ private:
   // is looked at again for an interpreter.
   static constexpr std::chrono::seconds kLookForPythonFor{5};
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
-  std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
   StackId internStackOf(Profile &profile, const Thread &thread);
   void addSample(Profile &profile, pid_t tid, StackId stack, uint64_t timestampNs,
                  uint64_t weightNs, SamplerStats &stats);

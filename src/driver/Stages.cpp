@@ -48,6 +48,7 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process) {
   if (auto tids = listThreads(pid)) {
     for (pid_t tid : *tids)
       facts.threads[tid] = readThreadFacts(pid, tid);
+    facts.tidMap = TidMap::read(pid, *tids);
   } else {
     llvm::consumeError(tids.takeError());
   }

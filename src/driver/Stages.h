@@ -16,6 +16,7 @@
 #include "model/Snapshot.h"
 #include "process/Attach.h"
 #include "process/Maps.h"
+#include "process/TidMap.h"
 #include "python/PythonStacks.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
@@ -34,6 +35,7 @@ ThreadFacts readThreadFacts(pid_t pid, pid_t tid);
 struct ProcessFacts {
   std::vector<MapEntry> maps;
   std::map<pid_t, ThreadFacts> threads;
+  TidMap tidMap; // the threads' ids in the process's own pid namespace
   std::vector<pid_t> tids() const;
 };
 /// Fills process.command/executable/parentPid too.

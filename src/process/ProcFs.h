@@ -46,6 +46,10 @@ std::string commandLine(pid_t pid);                  // argv joined by spaces
 std::string executablePath(pid_t pid);               // readlink /proc/PID/exe
 /// The pid that traces `pid`, 0 if none (TracerPid in /proc/PID/status).
 pid_t tracerPid(pid_t pid);
+/// A thread's id in each pid namespace it is in, from the NSpid line of
+/// its status: the namespace of our /proc first, its own last. Empty when
+/// unreadable (the thread has gone, or a kernel before 4.1).
+std::vector<pid_t> namespaceTids(pid_t pid, pid_t tid);
 bool processExists(pid_t pid);
 /// Exists and has not exited (a zombie has exited: it waits to be reaped).
 bool processAlive(pid_t pid);
