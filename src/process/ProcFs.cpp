@@ -122,11 +122,28 @@ std::string commandLine(pid_t pid) {
   return joined;
 }
 
-std::string executablePath(pid_t pid) {
-  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+namespace {
+std::string readLink(const std::string &link) {
   char buf[4096];
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
   return n > 0 ? std::string(buf, n) : std::string();
+}
+} // namespace
+
+std::string executablePath(pid_t pid) {
+  return targetPath(rootDirectory(pid), readLink("/proc/" + std::to_string(pid) + "/exe"));
+}
+
+std::string rootDirectory(pid_t pid) {
+  std::string root = readLink("/proc/" + std::to_string(pid) + "/root");
+  return root.empty() || root[0] != '/' ? "/" : root;
+}
+
+std::string targetPath(const std::string &root, const std::string &path) {
+  llvm::StringRef inside(path);
+  if (root == "/" || !inside.consume_front(root) || !inside.startswith("/"))
+    return path;
+  return inside.str();
 }
 
 namespace {

@@ -1,4 +1,4 @@
-"""Containers: Python stacks of a process in a pid namespace of its own.
+"""Containers: Python stacks of a process in a pid namespace of its own, and in a chroot.
 
 Why: seen from the host, a container's process has two sets of thread ids:
 the host's (what /proc and ptrace use) and its namespace's (what the process
@@ -13,11 +13,15 @@ own stacks (pyharness), as a container would:
   frame by frame, thread names included;
 - `record` and `record --nonblocking` in a namespace: every sample of a
   parked thread has the oracle's frames;
-- `dump --async`: each event loop's thread by the id it is dumped under.
+- `dump --async`: each event loop's thread by the id it is dumped under;
+- in a chroot (inside a pid namespace, as a container is, and a plain one)
+  holding a copy of pyenv's 3.9 at a path the host does not have, with the
+  shared libraries `ldd` names: the interpreter and its files are found
+  through the target's root. Skipped by name when that interpreter is missing.
 
 The oracle's thread ids are the namespace's (it reads its own /proc); the
 kernel's NSpid lines (/proc/PID/task/TID/status) give each thread's host id.
-The readiness pipe is inherited through unshare. The target's
+The readiness pipe is inherited through unshare and chroot. The target's
 host pid is the innermost process below the outer unshare (children files).
 unshare needs CAP_SYS_ADMIN: without it the tests are skipped, saying so.
 """
@@ -35,7 +39,13 @@ import harness
 import pyharness
 
 UNSHARE = ["unshare", "--fork", "--pid", "--kill-child"]
-PYENV_PTHREAD_VERSION = "3.9"
+PYENV_PTHREAD_VERSION = "3.9"   # reads tids from struct pthread
+PYENV_CHROOT_VERSION = "3.9"    # built with a libpython
+CHROOT_PYTHON_HOME = "/opt/py39"   # not a path of the host's
+TARGETS_IN_CHROOT = "/targets"
+# What a copied interpreter can do without: tests, IDE, GUI, packaging.
+STDLIB_SKIPPED = ("test", "site-packages", "idlelib", "tkinter", "turtledemo", "lib2to3",
+                  "ensurepip", "__pycache__", "config-*")
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,3 +231,68 @@ def test_record_in_a_pid_namespace_gives_python_samples(some_python, mode, tmp_p
     harness.assert_running(t.host_pid)
     problems = pyharness.sample_problems(pyharness.samples_by_tid(out), exact_threads(t.oracle))
     assert not problems, "\n".join(problems)
+
+
+def shared_libraries(paths):
+    """Every library `ldd` says the files `paths` load, and the loader."""
+    libs = set()
+    for p in paths:
+        out = subprocess.run(["ldd", p], capture_output=True, text=True, timeout=30).stdout
+        libs.update(re.findall(r"(/\S+) \(0x", out))
+    return libs
+
+
+def copy_into(root, path):
+    dest = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    shutil.copy2(path, dest)
+
+
+def build_chroot(root, python):
+    """A root holding a copy of the pyenv interpreter `python` (bin/pythonX.Y
+    of its prefix) at CHROOT_PYTHON_HOME, the libraries it loads and the
+    target scripts; returns the interpreter's path inside it."""
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(python)))
+    name = os.path.basename(python)
+    home = os.path.join(root, CHROOT_PYTHON_HOME.lstrip("/"))
+    stdlib = os.path.join("lib", name)
+    shutil.copytree(os.path.join(prefix, stdlib), os.path.join(home, stdlib),
+                    ignore=shutil.ignore_patterns(*STDLIB_SKIPPED))
+    os.makedirs(os.path.join(home, "bin"))
+    shutil.copy2(os.path.realpath(python), os.path.join(home, "bin", name))
+    loaded = [os.path.realpath(python)] + [
+        os.path.join(dirpath, f) for dirpath, _, files in os.walk(os.path.join(home, stdlib))
+        for f in files if f.endswith(".so")]
+    for lib in shared_libraries(loaded):
+        if lib.startswith(prefix + "/lib/"):
+            shutil.copy2(lib, os.path.join(home, "lib", os.path.basename(lib)))
+        else:
+            copy_into(root, lib)
+    shutil.copytree(os.path.dirname(pyharness.target_script()),
+                    os.path.join(root, TARGETS_IN_CHROOT.lstrip("/")))
+    os.makedirs(os.path.join(root, "proc"))
+    return os.path.join(CHROOT_PYTHON_HOME, "bin", name)
+
+
+@pytest.mark.parametrize("pid_namespace", [True, False], ids=["pid-namespace", "plain"])
+def test_dump_in_a_chroot_with_another_python(pid_namespace, tmp_path):
+    python = pyharness.find_pyenv_python(PYENV_CHROOT_VERSION)
+    if python is None:
+        pytest.skip("interpreter pyenv-%s not found on this machine" % PYENV_CHROOT_VERSION)
+    root = str(tmp_path / "root")
+    inside = build_chroot(root, python)
+    assert not os.path.exists(inside), "%s should exist only inside the chroot" % inside
+    # --mount-proc without --pid: the host's pids, in a /proc of the chroot's
+    # own (in a mount namespace of its own, so the host's mounts stay as they are).
+    unshare = UNSHARE if pid_namespace else [a for a in UNSHARE if a != "--pid"]
+    wrapper = unshare + ["--mount-proc=" + os.path.join(root, "proc"), "chroot", root]
+    # pyenv's interpreter finds libpython by an absolute rpath of the host's.
+    env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(CHROOT_PYTHON_HOME, "lib"))
+    t = start_contained(wrapper, inside, "blocking", tmp_path, root=root,
+                        script=os.path.join(TARGETS_IN_CHROOT, "stacks_target.py"), env=env,
+                        pid_namespace=pid_namespace)
+    assert t.oracle["version"].startswith(PYENV_CHROOT_VERSION + ".")
+    check_dumps(t)
+    text = dump_text(t.host_pid)
+    # Source lines are read from the chroot's files too.
+    assert "    time.sleep(FOREVER)  # BLOCKS\n" in text, text
