@@ -46,6 +46,13 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process);
 std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
                                                 Process &process);
 
+/// A note for a process whose interpreter was read but none of whose
+/// thread states belongs to one of `threads` (those attached, our ids),
+/// with the reason; nullopt when some did, or there were none.
+std::optional<std::string>
+unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
+                    const std::vector<pid_t> &threads, const TidMap &tidMap);
+
 /// While stopped: copies the live part of each thread's stack (just below
 /// the stack pointer to the top of its mapping) into `snapshot`. `maps` is
 /// re-read once if a stack is in a mapping it does not know (a new thread).

@@ -17,7 +17,11 @@ own stacks (pyharness), as a container would:
 - in a chroot (inside a pid namespace, as a container is, and a plain one)
   holding a copy of pyenv's 3.9 at a path the host does not have, with the
   shared libraries `ldd` names: the interpreter and its files are found
-  through the target's root. Skipped by name when that interpreter is missing.
+  through the target's root. Skipped by name when that interpreter is missing;
+- never a silent native-only dump: a libpython that cannot be opened, and
+  thread states that name no thread of the process, each get a note saying
+  why (a child forked by libc behind CPython's back keeps its parent's
+  native_thread_id: tests/targets/python/raw_fork_target.py).
 
 The oracle's thread ids are the namespace's (it reads its own /proc); the
 kernel's NSpid lines (/proc/PID/task/TID/status) give each thread's host id.
@@ -296,3 +300,52 @@ def test_dump_in_a_chroot_with_another_python(pid_namespace, tmp_path):
     text = dump_text(t.host_pid)
     # Source lines are read from the chroot's files too.
     assert "    time.sleep(FOREVER)  # BLOCKS\n" in text, text
+
+
+def test_a_libpython_that_cannot_be_opened_is_named_not_silent(tmp_path):
+    """The interpreter's symbols come from its file: when that cannot be
+    opened (here deleted after loading, as an upgrade does), the dump says
+    so and why instead of passing for a native program."""
+    python = pyharness.find_pyenv_python(PYENV_CHROOT_VERSION)
+    if python is None:
+        pytest.skip("interpreter pyenv-%s not found on this machine" % PYENV_CHROOT_VERSION)
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(python)))
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    libs = [f for f in os.listdir(os.path.join(prefix, "lib")) if f.startswith("libpython")]
+    assert libs, "pyenv's %s has no libpython" % python
+    for f in libs:
+        shutil.copy2(os.path.join(prefix, "lib", f), str(libdir / f))
+    t = pyharness.start_scenario(python, "blocking", tmp_path,
+                                 env=dict(os.environ, LD_LIBRARY_PATH=str(libdir)))
+    with open("/proc/%d/maps" % t.pid) as f:
+        assert str(libdir) in f.read(), "the copy of libpython was not loaded"
+    for f in libs:
+        os.unlink(str(libdir / f))
+    dump = harness.dump_json(t.pid)
+    assert dump["python"] is None
+    notes = [e for e in dump["errors"] if e.startswith("Python stacks unavailable")]
+    assert len(notes) == 1, dump["errors"]
+    assert str(libdir) in notes[0] and "deleted or replaced" in notes[0], notes[0]
+    assert "Note: " + notes[0] in dump_text(t.pid)
+
+
+def test_thread_states_that_match_no_thread_are_named_not_silent(tmp_path):
+    """A child forked by libc behind CPython's back keeps the parent's
+    native_thread_id (3.11+) in its only thread state: the dump says that
+    the thread states name other threads, and which, in JSON and text."""
+    script = os.path.join(os.path.dirname(pyharness.target_script()), "raw_fork_target.py")
+    t = harness.start_target([pyharness.SYSTEM_PYTHON, script, "{ready_fd}"])
+    child = harness.wait_until(lambda: [c for tid in harness.task_ids(t.pid)
+                                        for c in open("/proc/%d/task/%d/children"
+                                                      % (t.pid, tid)).read().split()],
+                               10, "the forked child")
+    child = int(child[0])
+    dump = harness.dump_json(child)
+    assert dump["python"] is not None, dump["errors"]
+    assert all(f["kind"] == "native" for th in dump["threads"] for f in th["frames"])
+    notes = [e for e in dump["errors"] if e.startswith("Python stacks unavailable")]
+    assert len(notes) == 1, dump["errors"]
+    assert "thread state names thread %d, which is not a thread of this process" % t.pid in (
+        notes[0]), notes[0]
+    assert "Note: " + notes[0] in dump_text(child)

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include "driver/Stages.h"
 #include "process/ProcFs.h"
 #include "process/TidMap.h"
 
@@ -56,4 +57,25 @@ TEST(TidMap, ReadsThisProcessAsSharingOurNamespace) {
   EXPECT_TRUE(map.knows(ids.back()));
   EXPECT_EQ(map.ours(ids.back()), ::getpid());
   EXPECT_TRUE(namespaceTids(::getpid(), 0).empty());
+}
+
+TEST(UnmatchedPythonNote, SaysWhyNoThreadStateMatchedAThread) {
+  python::PythonThreadStack a, b;
+  a.ownTid = 1;
+  b.ownTid = 42;
+  TidMap map;
+  map.add(21153, 1);
+  std::optional<std::string> none = unmatchedPythonNote({a, b}, {21153, 21194}, map);
+  ASSERT_TRUE(none);
+  EXPECT_NE(none->find("thread states name threads 1, 42, none of which"), std::string::npos)
+      << *none;
+  EXPECT_NE(none->find("pid namespace of its own"), std::string::npos) << *none;
+  std::optional<std::string> one = unmatchedPythonNote({a}, {9}, TidMap{9});
+  ASSERT_TRUE(one);
+  EXPECT_NE(one->find("thread state names thread 1, which is not a thread"), std::string::npos)
+      << *one;
+  EXPECT_NE(one->find("shares stackpeek's pid namespace"), std::string::npos) << *one;
+  a.tid = 21153;
+  EXPECT_EQ(unmatchedPythonNote({a, b}, {21153, 21194}, map), std::nullopt);
+  EXPECT_EQ(unmatchedPythonNote({}, {21153}, map), std::nullopt);
 }
