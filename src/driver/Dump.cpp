@@ -123,7 +123,14 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
     for (const std::string &e : capturedPython->errors)
       process.errors.push_back("Python: " + e);
     std::vector<python::PythonThreadStack> stacks =
-        python::resolve(*interp, *capturedPython, live, facts.tids());
+        python::resolve(*interp, *capturedPython, live, facts.tidMap);
+    std::vector<pid_t> attached;
+    for (const StoppedThread &t : (*session)->stoppedThreads())
+      attached.push_back(t.tid);
+    for (const UncapturedThread &u : (*session)->uncaptured())
+      attached.push_back(u.tid);
+    if (auto note = unmatchedPythonNote(stacks, attached, facts.tidMap))
+      process.errors.push_back(*note);
     depth = python::resolveDepth(*interp, *capturedPython, capturedDepth, live, stacks);
     for (python::PythonThreadStack &s : stacks)
       if (s.tid != 0)

@@ -211,14 +211,6 @@ void ProcessSampler::settle(const std::map<pid_t, char> &before) {
   }
 }
 
-// The threads resolve() may map Python threads to: those known at start
-// and those sampled now (new ones are named in facts_ only afterwards).
-std::vector<pid_t> ProcessSampler::knownTids(const std::vector<pid_t> &chosen) const {
-  std::vector<pid_t> tids = facts_.tids();
-  tids.insert(tids.end(), chosen.begin(), chosen.end());
-  return tids;
-}
-
 static std::vector<uint64_t> sortedUnique(std::vector<uint64_t> v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -320,6 +312,7 @@ void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &
   python::CaptureLimits limits;
   limits.onlyTids = tids; // only the sampled threads' chains, for a short pause
   limits.hints = &tstateHints_;
+  limits.tidMap = &facts_.tidMap;
   limits.threadStatus = options_.gilOnly;
   live_.trackPages();
   auto c = python::capture(*interp_, live_, limits);
@@ -422,7 +415,8 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   if (std::none_of(stopped.begin(), stopped.end(),
                    [&](const StoppedThread &t) { return t.tid == anchor->tid; }) ||
       python::threadStateTid(l, uncached, anchor->tstate,
-                             python::CaptureLimits{}.pthreadTidOffset) != anchor->tid)
+                             python::CaptureLimits{}.pthreadTidOffset,
+                             &facts_.tidMap) != anchor->tid)
     return StopResult::AnchorLost;
   if (others.size() < chosen.size()) {
     live_.clearCache();
@@ -473,6 +467,10 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     return false;
   if (chosen.empty())
     return true;
+  // Thread states name threads in the target's ids (its pid namespace):
+  // the threads started since readProcess() are mapped before any capture.
+  for (pid_t tid : chosen)
+    facts_.tidMap.learn(pid_, tid);
 
   // Snapshot: nonblocking, read while everything runs. Otherwise stop the
   // GIL's last holder alone when that is enough (anchored), else every
@@ -570,7 +568,7 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
     auto decode = [&](const python::CapturedPython &threads) {
       if (threads.threads.empty())
         return;
-      for (auto &s : python::resolve(*interp_, threads, live_, knownTids(chosen),
+      for (auto &s : python::resolve(*interp_, threads, live_, facts_.tidMap,
                                      needThreadNames(chosen), &codes_))
         if (s.tid)
           pythonByTid[s.tid] = std::move(s);

@@ -85,7 +85,6 @@ private:
   // but not yet stopped (it waits for the CPU on a busy host).
   static constexpr std::chrono::milliseconds kRunnableStopDeadline{1000};
   bool needThreadNames(const std::vector<pid_t> &chosen) const;
-  std::vector<pid_t> knownTids(const std::vector<pid_t> &chosen) const;
   StackId internStackOf(Profile &profile, const Thread &thread);
   void addSample(Profile &profile, pid_t tid, StackId stack, uint64_t timestampNs,
                  uint64_t weightNs, SamplerStats &stats);

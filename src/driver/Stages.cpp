@@ -48,6 +48,7 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process) {
   if (auto tids = listThreads(pid)) {
     for (pid_t tid : *tids)
       facts.threads[tid] = readThreadFacts(pid, tid);
+    facts.tidMap = TidMap::read(pid, *tids);
   } else {
     llvm::consumeError(tids.takeError());
   }
@@ -68,6 +69,32 @@ std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
   for (const std::string &w : (*interp)->warnings)
     process.errors.push_back("Python: " + w);
   return std::move(**interp);
+}
+
+std::optional<std::string>
+unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
+                    const std::vector<pid_t> &threads, const TidMap &tidMap) {
+  if (stacks.empty())
+    return std::nullopt;
+  for (const python::PythonThreadStack &s : stacks)
+    if (s.tid && std::find(threads.begin(), threads.end(), s.tid) != threads.end())
+      return std::nullopt;
+  constexpr size_t kIdsNamed = 8;
+  std::string ids;
+  for (size_t i = 0; i < stacks.size() && i < kIdsNamed; ++i)
+    ids += (i ? ", " : "") + std::to_string(stacks[i].ownTid);
+  if (stacks.size() > kIdsNamed)
+    ids += ", ...";
+  std::string why = tidMap.ownNamespace()
+                        ? "it has a pid namespace of its own, and no thread's NSpid line "
+                          "(/proc/PID/task/TID/status) gives those ids"
+                        : "it shares stackpeek's pid namespace, where those ids are not its";
+  std::string states = stacks.size() == 1
+                           ? "the Python thread state names thread " + ids + ", which is not"
+                           : "the " + std::to_string(stacks.size()) +
+                                 " Python thread states name threads " + ids + ", none of which is";
+  return "Python stacks unavailable: " + states + " a thread of this process (" + why +
+         "); native stacks only";
 }
 
 void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,

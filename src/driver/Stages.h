@@ -16,6 +16,7 @@
 #include "model/Snapshot.h"
 #include "process/Attach.h"
 #include "process/Maps.h"
+#include "process/TidMap.h"
 #include "python/PythonStacks.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
@@ -34,6 +35,7 @@ ThreadFacts readThreadFacts(pid_t pid, pid_t tid);
 struct ProcessFacts {
   std::vector<MapEntry> maps;
   std::map<pid_t, ThreadFacts> threads;
+  TidMap tidMap; // the threads' ids in the process's own pid namespace
   std::vector<pid_t> tids() const;
 };
 /// Fills process.command/executable/parentPid too.
@@ -43,6 +45,13 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process);
 /// process (the native stacks are still worth printing).
 std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
                                                 Process &process);
+
+/// A note for a process whose interpreter was read but none of whose
+/// thread states belongs to one of `threads` (those attached, our ids),
+/// with the reason; nullopt when some did, or there were none.
+std::optional<std::string>
+unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
+                    const std::vector<pid_t> &threads, const TidMap &tidMap);
 
 /// While stopped: copies the live part of each thread's stack (just below
 /// the stack pointer to the top of its mapping) into `snapshot`. `maps` is

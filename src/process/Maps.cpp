@@ -53,10 +53,14 @@ std::vector<MapEntry> parseMaps(llvm::StringRef text) {
 }
 
 llvm::Expected<std::vector<MapEntry>> readMaps(pid_t pid) {
+  std::string root = rootDirectory(pid);
   auto text = readSmallFile("/proc/" + std::to_string(pid) + "/maps", 64 << 20);
   if (!text)
     return text.takeError();
-  return parseMaps(*text);
+  std::vector<MapEntry> maps = parseMaps(*text);
+  for (MapEntry &m : maps)
+    m.path = targetPath(root, m.path);
+  return maps;
 }
 
 const MapEntry *findMapping(const std::vector<MapEntry> &maps, uint64_t addr) {

@@ -34,6 +34,9 @@ struct MapEntry {
 };
 
 std::vector<MapEntry> parseMaps(llvm::StringRef text);
+/// The mappings of `pid`, their paths as the target names them (a chroot's
+/// directory cut off: ProcFs.h targetPath), to be opened through
+/// /proc/PID/root.
 llvm::Expected<std::vector<MapEntry>> readMaps(pid_t pid);
 
 /// Finds the mapping containing `addr` in maps sorted by start (as the kernel

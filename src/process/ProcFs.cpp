@@ -122,23 +122,68 @@ std::string commandLine(pid_t pid) {
   return joined;
 }
 
-std::string executablePath(pid_t pid) {
-  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+namespace {
+std::string readLink(const std::string &link) {
   char buf[4096];
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
   return n > 0 ? std::string(buf, n) : std::string();
 }
+} // namespace
 
-pid_t tracerPid(pid_t pid) {
-  auto text = readSmallFile("/proc/" + std::to_string(pid) + "/status", 64 << 10);
+std::string executablePath(pid_t pid) {
+  return targetPath(rootDirectory(pid), readLink("/proc/" + std::to_string(pid) + "/exe"));
+}
+
+std::string rootDirectory(pid_t pid) {
+  std::string root = readLink("/proc/" + std::to_string(pid) + "/root");
+  return root.empty() || root[0] != '/' ? "/" : root;
+}
+
+std::string targetPath(const std::string &root, const std::string &path) {
+  llvm::StringRef inside(path);
+  if (root == "/" || !inside.consume_front(root) || !inside.startswith("/"))
+    return path;
+  return inside.str();
+}
+
+namespace {
+// The text after "NAME:" on its line of a status file; nullopt if absent.
+std::optional<std::string> statusField(const std::string &statusPath, llvm::StringRef name) {
+  auto text = readSmallFile(statusPath, 64 << 10);
   if (!text) {
     llvm::consumeError(text.takeError());
-    return 0;
+    return std::nullopt;
   }
-  size_t pos = text->find("\nTracerPid:");
+  std::string key = "\n" + name.str() + ":";
+  size_t pos = text->find(key);
   if (pos == std::string::npos)
-    return 0;
-  return std::atoi(text->c_str() + pos + 11);
+    return std::nullopt;
+  pos += key.size();
+  return text->substr(pos, text->find('\n', pos) - pos);
+}
+
+} // namespace
+
+pid_t tracerPid(pid_t pid) {
+  std::optional<std::string> field =
+      statusField("/proc/" + std::to_string(pid) + "/status", "TracerPid");
+  return field ? std::atoi(field->c_str()) : 0;
+}
+
+std::vector<pid_t> namespaceTids(pid_t pid, pid_t tid) {
+  std::vector<pid_t> ids;
+  std::optional<std::string> field = statusField(taskDir(pid, tid) + "/status", "NSpid");
+  if (!field)
+    return ids;
+  llvm::SmallVector<llvm::StringRef, 4> parts;
+  llvm::StringRef(*field).split(parts, '\t', -1, false);
+  for (llvm::StringRef part : parts) {
+    pid_t id = 0;
+    if (part.trim().getAsInteger(10, id) || id <= 0)
+      return {};
+    ids.push_back(id);
+  }
+  return ids;
 }
 
 bool processExists(pid_t pid) {

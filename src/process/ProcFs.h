@@ -43,9 +43,22 @@ std::string describeState(char state);
 std::string threadName(pid_t pid, pid_t tid);        // comm, trailing \n removed
 std::optional<std::string> threadWchan(pid_t pid, pid_t tid); // none for "0"
 std::string commandLine(pid_t pid);                  // argv joined by spaces
-std::string executablePath(pid_t pid);               // readlink /proc/PID/exe
+/// readlink /proc/PID/exe, as the target names it (see targetPath).
+std::string executablePath(pid_t pid);
+/// The target's root directory as we see it (readlink /proc/PID/root):
+/// "/" unless it runs in a chroot whose directory we can reach.
+std::string rootDirectory(pid_t pid);
+/// A path the kernel printed for the target (maps, exe), as the target
+/// names it. The kernel prints paths from the reader's root, so a chroot's
+/// file shows as ROOT/usr/lib/x.so; /proc/PID/root opens paths from the
+/// target's root, /usr/lib/x.so. `root` is rootDirectory(pid).
+std::string targetPath(const std::string &root, const std::string &path);
 /// The pid that traces `pid`, 0 if none (TracerPid in /proc/PID/status).
 pid_t tracerPid(pid_t pid);
+/// A thread's id in each pid namespace it is in, from the NSpid line of
+/// its status: the namespace of our /proc first, its own last. Empty when
+/// unreadable (the thread has gone, or a kernel before 4.1).
+std::vector<pid_t> namespaceTids(pid_t pid, pid_t tid);
 bool processExists(pid_t pid);
 /// Exists and has not exited (a zombie has exited: it waits to be reaped).
 bool processAlive(pid_t pid);

@@ -30,6 +30,8 @@
 //    take the GIL, and Python code in a finalizer can be switched out every
 //    switch interval like any other; then the holder is not the collector
 //    (and no thread is reported if nobody holds the GIL).
+//  - Thread ids stored in a thread state are the target's own: in a pid
+//    namespace (a container) they differ from ours (process/TidMap.h).
 // Every chain is bounded and cycle-checked: a racing or corrupt target must
 // not make us loop or allocate without bound.
 #include "python/PythonStacks.h"
@@ -253,10 +255,11 @@ CapturedThread captureThread(const Layout &l, MemorySource &mem,
   return t;
 }
 
-// The OS thread id of a thread state: native_thread_id (3.11+), else from
-// glibc's struct pthread that thread_id points to; nullopt if unreadable.
-std::optional<int64_t> tidOf(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
-                             uint64_t pthreadTidOffset) {
+// The OS thread id of a thread state in the target's own pid namespace:
+// native_thread_id (3.11+), else from glibc's struct pthread that
+// thread_id points to; nullopt if unreadable.
+std::optional<int64_t> ownTidOf(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
+                                uint64_t pthreadTidOffset) {
   if (l.tstateNativeThreadId)
     return static_cast<int64_t>(tstate.pointer(*l.tstateNativeThreadId));
   int32_t fromPthread = 0;
@@ -264,6 +267,17 @@ std::optional<int64_t> tidOf(const Layout &l, MemorySource &mem, const RemoteStr
   if (!ident || !mem.read(ident + pthreadTidOffset, &fromPthread, 4))
     return std::nullopt;
   return fromPthread;
+}
+
+// The same, as we name the thread. A thread the map does not know gets 0,
+// which is no thread's id: it is none of the threads the caller chose
+// (those are in the map), and resolve() tells what it is.
+std::optional<int64_t> tidOf(const Layout &l, MemorySource &mem, const RemoteStruct &tstate,
+                             uint64_t pthreadTidOffset, const TidMap *tids) {
+  std::optional<int64_t> own = ownTidOf(l, mem, tstate, pthreadTidOffset);
+  if (!own || !tids)
+    return own;
+  return tids->ours(*own).value_or(0);
 }
 
 // Whether the thread state belongs to one of limits.onlyTids (always, when
@@ -316,8 +330,8 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
     // needed only to filter or to fill the sampler's hints.
     std::optional<int64_t> tid;
     if (limits.hints || !limits.onlyTids.empty())
-      tid = tidOf(l, mem, *tstate, limits.pthreadTidOffset);
-    if (limits.hints && tid)
+      tid = tidOf(l, mem, *tstate, limits.pthreadTidOffset, limits.tidMap);
+    if (limits.hints && tid && *tid > 0)
       limits.hints->tstateByTid[pid_t(*tid)] = tstateAddr;
     if (wanted(tid, limits)) {
       out.threads.push_back(
@@ -383,7 +397,7 @@ std::optional<CapturedPython> captureFromHints(const Interpreter &in, MemorySour
       return std::nullopt;
     }
     if (tstate->pointer(l.tstateInterp) != hints.interpAddr ||
-        tidOf(l, mem, *tstate, limits.pthreadTidOffset) != int64_t(tid) ||
+        tidOf(l, mem, *tstate, limits.pthreadTidOffset, limits.tidMap) != int64_t(tid) ||
         !stillLinked(l, mem, *tstate, hints.interpAddr))
       return std::nullopt; // freed, or reused for another thread
     out.threads.push_back(captureThread(l, mem, *tstate, hints.interpAddr, facts, limits));
@@ -417,13 +431,13 @@ void refreshHints(ThreadStateHints &hints, uint64_t firstInterp, size_t interpre
 } // namespace
 
 std::optional<pid_t> threadStateTid(const Layout &l, MemorySource &mem, uint64_t tstateAddr,
-                                    uint64_t pthreadTidOffset) {
+                                    uint64_t pthreadTidOffset, const TidMap *tids) {
   auto tstate = RemoteStruct::read(mem, tstateAddr, l.tstateSize);
   if (!tstate) {
     llvm::consumeError(tstate.takeError());
     return std::nullopt;
   }
-  std::optional<int64_t> tid = tidOf(l, mem, *tstate, pthreadTidOffset);
+  std::optional<int64_t> tid = tidOf(l, mem, *tstate, pthreadTidOffset, tids);
   if (!tid || *tid <= 0 || *tid > std::numeric_limits<pid_t>::max())
     return std::nullopt;
   return pid_t(*tid);

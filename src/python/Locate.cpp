@@ -304,8 +304,15 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) 
                              : "/proc/" + std::to_string(pid) + "/exe";
       auto image = ElfImage::open(file);
       if (!image) {
-        failures.push_back(llvm::toString(image.takeError()));
+        std::string why = llvm::toString(image.takeError());
+        if (stripDeleted(load.path) != load.path)
+          why += " (the file was deleted or replaced after the process loaded it, and "
+                 "stackpeek reads the interpreter's symbols from it)";
+        failures.push_back(why);
         images[key] = std::nullopt;
+        // A libpython we cannot open is still Python: say why its stacks
+        // are missing rather than dump it as a native program.
+        sawPython = sawPython || load.isLibpython;
       } else {
         images[key] = std::move(*image);
       }

@@ -33,6 +33,7 @@
 #include "llvm/Support/Error.h"
 #include "memory/MemorySource.h"
 #include "model/Snapshot.h"
+#include "process/TidMap.h"
 #include "python/Layout.h"
 
 namespace stackpeek::python {
@@ -91,6 +92,9 @@ struct CaptureLimits {
   // from glibc's struct pthread at pthreadTidOffset (resolve() validates it).
   std::vector<pid_t> onlyTids;
   uint64_t pthreadTidOffset = 0x2d0;
+  // Thread states name their threads in the target's own pid namespace;
+  // this gives ours (onlyTids, hints and osTid are ours). Null: the same.
+  const TidMap *tidMap = nullptr;
   ThreadStateHints *hints = nullptr; // used with onlyTids only
   // GIL holder and waiters, the running collector (ThreadStatus): a few
   // more reads per capture, which the sampler makes only for --gil.
@@ -178,13 +182,15 @@ uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem);
 /// Reads the hand-over record of the GIL at `gil` (see sharedGilAddress).
 std::optional<GilHandover> readGilHandover(const Layout &l, MemorySource &mem, uint64_t gil);
 
-/// The OS thread a thread state belongs to: native_thread_id (3.11+), else
-/// the tid in glibc's struct pthread that thread_id points to.
+/// The OS thread a thread state belongs to, as we name it: native_thread_id
+/// (3.11+), else the tid in glibc's struct pthread that thread_id points to,
+/// mapped through `tids` (see CaptureLimits::tidMap).
 std::optional<pid_t> threadStateTid(const Layout &l, MemorySource &mem, uint64_t tstateAddr,
-                                    uint64_t pthreadTidOffset);
+                                    uint64_t pthreadTidOffset, const TidMap *tids = nullptr);
 
 struct PythonThreadStack {
   pid_t tid = 0;           // 0 if the OS thread could not be identified
+  int64_t ownTid = 0;      // the thread state's own id of it (its pid namespace)
   uint64_t threadIdent = 0;
   std::optional<std::string> name; // threading.Thread.name, when readable
   bool holdsGil = false;
@@ -193,9 +199,11 @@ struct PythonThreadStack {
   std::vector<std::string> errors;
 };
 
-/// Decodes captured chains into frames. `knownTids` (the target's thread ids,
-/// e.g. from /proc/PID/task) validates the pthread->tid mapping used for
-/// 2.7-3.10; pass empty to trust glibc's default layout.
+/// Decodes captured chains into frames. `threads` (the target's threads,
+/// from /proc/PID/task, and their ids in its own pid namespace) maps each
+/// thread state to our id of its thread, and validates the pthread->tid
+/// mapping used for 2.7-3.10; pass empty to trust glibc's default layout
+/// and take the ids as they are.
 /// `threadNames` false skips reading threading._active (a dict walk): the
 /// sampler reads names once per thread, not once per sample.
 /// `codes`, when given, keeps decoded code objects across calls (CodeCache.h);
@@ -203,7 +211,7 @@ struct PythonThreadStack {
 std::vector<PythonThreadStack> resolve(const Interpreter &interp,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
-                                       const std::vector<pid_t> &knownTids = {},
+                                       const TidMap &threads = {},
                                        bool threadNames = true,
                                        CodeCache *codes = nullptr);
 

@@ -20,6 +20,8 @@
 //    pthread_t, the address of struct pthread, whose `tid` field sits at a
 //    glibc-specific offset (0x2d0 on x86_64 glibc 2.28-2.36+); we validate
 //    the offset against the target's known tids before trusting it.
+//  - Both are the thread's id in the target's own pid namespace; `known`
+//    (a TidMap) turns it into ours (process/TidMap.h).
 #include "python/PythonStacks.h"
 
 #include <unordered_map>
@@ -106,7 +108,7 @@ constexpr uint64_t kMaxPthreadTidOffset = 0x800;
 // to distinct known tids (ties favour glibc's usual 0x2d0).
 uint64_t pthreadTidOffset(MemorySource &mem,
                           const std::vector<CapturedThread> &threads,
-                          const std::unordered_set<pid_t> &known) {
+                          const TidMap &known) {
   if (known.empty())
     return kDefaultPthreadTidOffset;
   auto score = [&](uint64_t offset) {
@@ -114,7 +116,7 @@ uint64_t pthreadTidOffset(MemorySource &mem,
     for (const CapturedThread &t : threads) {
       int32_t v = 0;
       if (t.threadIdent && mem.read(t.threadIdent + offset, &v, 4) &&
-          known.count(v))
+          known.knows(v))
         hits.insert(v);
     }
     return hits.size();
@@ -131,16 +133,24 @@ uint64_t pthreadTidOffset(MemorySource &mem,
   return best;
 }
 
-pid_t threadTid(MemorySource &mem, const CapturedThread &t,
-                uint64_t tidOffset, const std::unordered_set<pid_t> &known) {
+// The thread state's id of its thread, in the target's own namespace; 0
+// when unreadable.
+int64_t ownTid(MemorySource &mem, const CapturedThread &t, uint64_t tidOffset) {
   if (t.nativeThreadId)
-    return pid_t(*t.nativeThreadId);
+    return int64_t(*t.nativeThreadId);
   int32_t tid = 0;
   if (!t.threadIdent || !mem.read(t.threadIdent + tidOffset, &tid, 4))
     return 0;
-  if (!known.empty() && !known.count(tid))
-    return 0;
   return tid;
+}
+
+// Our id of that thread; 0 if none. A tid read from struct pthread (2.7-3.10)
+// sits at an offset found by guessing: it counts only if it names a known
+// thread.
+pid_t ourTid(const CapturedThread &t, int64_t own, const TidMap &known) {
+  if (!t.nativeThreadId && !known.empty() && !known.knows(own))
+    return 0;
+  return known.ours(own).value_or(0);
 }
 
 // threading._active: {ident: Thread} → {ident: Thread.name}. Best effort:
@@ -212,11 +222,10 @@ std::vector<Frame> resolveFrames(const Interpreter &in,
 std::vector<PythonThreadStack> resolve(const Interpreter &in,
                                        const CapturedPython &captured,
                                        MemorySource &mem,
-                                       const std::vector<pid_t> &knownTids,
+                                       const TidMap &known,
                                        bool wantNames,
                                        CodeCache *persistentCodes) {
   const Layout &l = in.layout;
-  std::unordered_set<pid_t> known(knownTids.begin(), knownTids.end());
   bool needPthreadTid = !l.tstateNativeThreadId;
   uint64_t tidOffset = needPthreadTid
                            ? pthreadTidOffset(mem, captured.threads, known)
@@ -228,7 +237,8 @@ std::vector<PythonThreadStack> resolve(const Interpreter &in,
   for (const CapturedThread &t : captured.threads) {
     PythonThreadStack s;
     s.threadIdent = t.threadIdent;
-    s.tid = threadTid(mem, t, tidOffset, known);
+    s.ownTid = ownTid(mem, t, tidOffset);
+    s.tid = ourTid(t, s.ownTid, known);
     s.holdsGil = t.holdsGil;
     s.status = t.status;
     s.errors = t.errors;

@@ -52,11 +52,11 @@ def target_script():
     return os.path.join(src, "stacks_target.py")
 
 
-def start_scenario(python, scenario, workdir, ready_timeout=90):
+def start_scenario(python, scenario, workdir, ready_timeout=90, env=None):
     """Starts the target under `python`; returns the Target with .oracle."""
     oracle_path = os.path.join(str(workdir), "oracle-%s-%d.json" % (scenario, harness.mark()))
     t = harness.start_target([python, target_script(), scenario, oracle_path, "{ready_fd}"],
-                             ready_timeout=ready_timeout)
+                             ready_timeout=ready_timeout, env=env)
     with open(oracle_path) as f:
         t.oracle = json.load(f)
     assert t.oracle["pid"] == t.pid
@@ -91,3 +91,32 @@ def compare_thread(dumped, oracle_thread, with_columns):
         w = want[i] if i < len(want) else None
         lines.append("%s #%d got  %r\n      want %r" % ("  " if g == w else "!!", i, g, w))
     return "\n".join(lines)
+
+
+def samples_by_tid(path):
+    """tid -> list of samples, each a list of frame dicts, innermost first,
+    from a `record -o X.json` file."""
+    with open(path) as f:
+        doc = json.load(f)
+    out = {}
+    for s in doc["samples"]:
+        out.setdefault(s["tid"], []).append([doc["frames"][i] for i in s["frames"]])
+    return out
+
+
+def sample_problems(by_tid, oracle_threads, min_samples=20):
+    """What is wrong with the samples of parked threads: too few of them, or
+    one whose frames (file, function, line) are not the oracle's."""
+    problems = []
+    for ot in oracle_threads:
+        want = [(f["file"], f["function"], f["line"]) for f in ot["frames"]]
+        samples = by_tid.get(ot["tid"], [])
+        if len(samples) < min_samples:
+            problems.append("thread %s (%s): %d samples" % (ot["tid"], ot["name"], len(samples)))
+        for stack in samples:
+            got = [(f.get("file"), f["function"], f.get("line")) for f in stack]
+            if got != want:
+                problems.append("thread %s (%s): sample\n  %r\nwant\n  %r"
+                                % (ot["tid"], ot["name"], got, want))
+                break
+    return problems

@@ -15,7 +15,6 @@ own view, sample by sample, on every interpreter found (pyharness):
   well-formed alternation churn_a/churn_b above churn_loop.
 """
 
-import json
 import re
 
 import harness
@@ -31,36 +30,14 @@ def record_json(pid, out, *extra):
     return res
 
 
-def samples_by_tid(path):
-    """tid -> list of samples, each a list of frame dicts, innermost first."""
-    doc = json.load(open(path))
-    frames = doc["frames"]
-    out = {}
-    for s in doc["samples"]:
-        out.setdefault(s["tid"], []).append([frames[i] for i in s["frames"]])
-    return out
-
-
 def test_every_sample_of_a_parked_thread_matches_the_oracle(python, tmp_path):
     t = pyharness.start_scenario(python, "blocking", tmp_path)
     out = str(tmp_path / "p.json")
     res = record_json(t.pid, out)
     harness.assert_running(t.pid)
-    by_tid = samples_by_tid(out)
-    problems = []
     exact = [ot for ot in t.oracle["threads"] if ot["exact"]]
     assert exact
-    for ot in exact:
-        want = [(f["file"], f["function"], f["line"]) for f in ot["frames"]]
-        samples = by_tid.get(ot["tid"], [])
-        if len(samples) < 20:
-            problems.append("thread %s (%s): %d samples" % (ot["tid"], ot["name"], len(samples)))
-        for stack in samples:
-            got = [(f.get("file"), f["function"], f.get("line")) for f in stack]
-            if got != want:
-                problems.append("thread %s (%s): sample\n  %r\nwant\n  %r"
-                                % (ot["tid"], ot["name"], got, want))
-                break
+    problems = pyharness.sample_problems(pyharness.samples_by_tid(out), exact)
     assert not problems, "\n".join(problems)
     stopped = STOPPED.search(res.stderr)
     assert stopped, res.stderr
@@ -92,7 +69,7 @@ def test_samples_of_a_thread_running_python_are_never_torn(python, tmp_path):
     out = str(tmp_path / "p.json")
     record_json(t.pid, out)
     harness.assert_running(t.pid)
-    samples = samples_by_tid(out).get(churner[0]["tid"], [])
+    samples = pyharness.samples_by_tid(out).get(churner[0]["tid"], [])
     assert len(samples) >= 20, "too few samples of the churning thread: %d" % len(samples)
     bad = [(churn_problem(s), s) for s in samples if churn_problem(s)]
     assert not bad, "%d of %d samples torn, first: %s\n%r" % (
@@ -108,7 +85,7 @@ def test_gil_keeps_only_the_thread_holding_the_gil(python, tmp_path):
     out = str(tmp_path / "p.json")
     record_json(t.pid, out, "--gil")
     harness.assert_running(t.pid)
-    by_tid = samples_by_tid(out)
+    by_tid = pyharness.samples_by_tid(out)
     assert set(by_tid) == {busy[0]["tid"]}, "samples of threads not holding the GIL: %s" % sorted(by_tid)
     samples = by_tid[busy[0]["tid"]]
     assert len(samples) >= 20, len(samples)

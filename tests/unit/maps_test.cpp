@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "process/Maps.h"
+#include "process/ProcFs.h"
 
 using namespace stackpeek;
 
@@ -42,4 +43,16 @@ TEST(Maps, FindsTheContainingMapping) {
   EXPECT_EQ(findMapping(maps, 0x3fff)->path, "/b");
   EXPECT_EQ(findMapping(maps, 0x2000), nullptr);
   EXPECT_EQ(findMapping(maps, 0x10), nullptr);
+}
+
+// The kernel prints a chroot's files by their path from our root; the
+// target's own path is what /proc/PID/root opens.
+TEST(TargetPath, AChrootsDirectoryIsCutFromItsFilesPaths) {
+  EXPECT_EQ(targetPath("/srv/jail", "/srv/jail/usr/lib/libc.so.6"), "/usr/lib/libc.so.6");
+  EXPECT_EQ(targetPath("/srv/jail", "/srv/jail/opt/py (deleted)"), "/opt/py (deleted)");
+  // Not under it (a file mapped from outside the chroot), or not a path.
+  EXPECT_EQ(targetPath("/srv/jail", "/srv/jail2/x.so"), "/srv/jail2/x.so");
+  EXPECT_EQ(targetPath("/srv/jail", "/srv/jail"), "/srv/jail");
+  EXPECT_EQ(targetPath("/srv/jail", "[heap]"), "[heap]");
+  EXPECT_EQ(targetPath("/", "/usr/lib/libc.so.6"), "/usr/lib/libc.so.6");
 }

@@ -146,6 +146,14 @@ struct FakeRuntime {
     heap.put(interp + l.interpThreadsHead, ts);
     return ts;
   }
+  // ≤3.10: a thread state whose thread_id is a struct pthread holding `tid`
+  // at `tidOffset`; returns the struct pthread's address.
+  uint64_t addPthreadThread(uint64_t frame, uint64_t tidOffset, int32_t tid) {
+    uint64_t pthread = heap.alloc(0x1000);
+    heap.put(pthread + tidOffset, tid);
+    heap.put(addThread(frame, 0) + in.layout.tstateThreadId, pthread);
+    return pthread;
+  }
   // 3.11+ interpreter frame.
   uint64_t iframe(uint64_t code, int codeUnit, uint64_t previous,
                   uint8_t owner = 0, bool isEntry = false) {
@@ -504,20 +512,77 @@ TEST(PythonStacks, PthreadTidOffsetIsValidatedAgainstKnownTids) {
   FakePython py(rt.heap, rt.in.layout);
   uint64_t code = py.code("f", "/f.py", 1, {});
   // Two threads whose struct pthread holds the tid at an unusual offset.
-  uint64_t pthreadA = rt.heap.alloc(0x1000), pthreadB = rt.heap.alloc(0x1000);
+  uint64_t pthreadA = rt.addPthreadThread(rt.frameObject(code, 0, 0), 0x120, 501);
   rt.heap.put(pthreadA + 0x2d0, int32_t(999)); // stale value at the default
-  rt.heap.put(pthreadA + 0x120, int32_t(501));
-  rt.heap.put(pthreadB + 0x120, int32_t(502));
-  uint64_t ta = rt.addThread(rt.frameObject(code, 0, 0), 0);
-  uint64_t tb = rt.addThread(rt.frameObject(code, 0, 0), 0);
-  rt.heap.put(ta + rt.in.layout.tstateThreadId, pthreadA);
-  rt.heap.put(tb + rt.in.layout.tstateThreadId, pthreadB);
+  rt.addPthreadThread(rt.frameObject(code, 0, 0), 0x120, 502);
   auto cap = capture(rt.in, rt.mem);
   ASSERT_TRUE(bool(cap));
   auto stacks = resolve(rt.in, *cap, rt.mem, {500, 501, 502});
   ASSERT_EQ(stacks.size(), 2u);
   EXPECT_EQ(stacks[0].tid, 502); // newest thread first
   EXPECT_EQ(stacks[1].tid, 501);
+}
+
+// In a pid namespace (a container) thread states hold the process's own
+// ids: 1 for its first thread. resolve() and capture() give ours. Here the
+// process calls its threads 1 and 42, and we call them 21153 and 21194.
+namespace {
+TidMap containerTids() {
+  TidMap map;
+  map.add(21153, 1);
+  map.add(21194, 42);
+  return map;
+}
+
+void expectResolvedToOurIds(FakeRuntime &rt) {
+  auto cap = capture(rt.in, rt.mem);
+  ASSERT_TRUE(bool(cap));
+  auto stacks = resolve(rt.in, *cap, rt.mem, containerTids());
+  ASSERT_EQ(stacks.size(), 2u);
+  EXPECT_EQ(stacks[0].tid, 21194); // newest thread first
+  EXPECT_EQ(stacks[0].ownTid, 42);
+  EXPECT_EQ(stacks[1].tid, 21153);
+  EXPECT_TRUE(stacks[1].errors.empty());
+}
+} // namespace
+
+TEST(PythonStacks, ThreadIdsOfAPidNamespaceAreMappedToOurs) {
+  FakeRuntime rt(11);
+  FakePython py(rt.heap, rt.in.layout);
+  uint64_t code = py.code("f", "/f.py", 1, oneLineTable(8, 0));
+  uint64_t first = rt.addThread(rt.iframe(code, 1, 0, 0, true), 1);
+  uint64_t second = rt.addThread(rt.iframe(code, 1, 0, 0, true), 42);
+  expectResolvedToOurIds(rt);
+
+  // The sampler chooses threads by our ids, and its hints keep ours.
+  TidMap map = containerTids();
+  ThreadStateHints hints;
+  CaptureLimits limits;
+  limits.onlyTids = {21153};
+  limits.hints = &hints;
+  limits.tidMap = &map;
+  for (int pass = 0; pass < 2; ++pass) { // a walk, then the hints
+    auto chosen = capture(rt.in, rt.mem, limits);
+    ASSERT_TRUE(bool(chosen));
+    ASSERT_EQ(chosen->threads.size(), 1u) << "pass " << pass;
+    EXPECT_EQ(chosen->threads[0].osTid, 21153);
+    EXPECT_EQ(chosen->threads[0].nativeThreadId, 1u);
+  }
+  EXPECT_EQ(hints.tstateByTid.count(1), 0u);
+  EXPECT_EQ(threadStateTid(rt.in.layout, rt.mem, first, 0x2d0, &map), pid_t(21153));
+  // A thread state whose id no thread of ours has matches nothing.
+  TidMap other;
+  other.add(21153, 1);
+  EXPECT_EQ(threadStateTid(rt.in.layout, rt.mem, second, 0x2d0, &other), std::nullopt);
+}
+
+TEST(PythonStacks, PthreadTidOfAPidNamespaceIsValidatedAndMapped) {
+  FakeRuntime rt(9);
+  FakePython py(rt.heap, rt.in.layout);
+  uint64_t code = py.code("f", "/f.py", 1, {});
+  rt.addPthreadThread(rt.frameObject(code, 0, 0), 0x120, 1);
+  rt.addPthreadThread(rt.frameObject(code, 0, 0), 0x120, 42);
+  expectResolvedToOurIds(rt);
 }
 
 // --- hostile memory ----------------------------------------------------------
