@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "llvm/Demangle/Demangle.h"
 #include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Support/Path.h"
 
 #include "symbolize/DwarfLoader.h"
+#include "symbolize/GnuDemangle.h"
 
 namespace stackpeek {
 
@@ -239,7 +239,7 @@ std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Fram
       const llvm::DILineInfo &info = inlining.getFrame(i);
       Frame f = base;
       if (auto name = nullIfInvalid(info.FunctionName))
-        f.function = llvm::demangle(withoutSymbolVersion(*name));
+        f.function = demangleGnuStyle(withoutSymbolVersion(*name));
       f.file = nullIfInvalid(info.FileName);
       if (info.Line)
         f.line = info.Line;
@@ -256,7 +256,7 @@ std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Fram
   // has an internal one, and the only name where there is no DWARF at all.
   Frame &outer = frames.back();
   if (const Symbol *sym = symbolAt(module.symbols, vaddr))
-    outer.function = llvm::demangle(withoutSymbolVersion(sym->name));
+    outer.function = demangleGnuStyle(withoutSymbolVersion(sym->name));
   return frames;
 }
 
