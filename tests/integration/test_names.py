@@ -16,8 +16,8 @@ stackpeek has dumped it:
   - a frame that is not inlined is compared with gdb's `info symbol` for its
     call site: the ELF symbol demangled by gdb (libiberty's spelling), exactly,
     parameters included, as stackpeek names these frames from the symbol table.
-Compared are the frames whose code is in names_target, in order and with
-their addresses, for every thread.  libc and libstdc++ frames are left out:
+Compared are the frames whose code is in names_target, in order, with their
+addresses and whether they are inlined, for every thread.  libc and libstdc++ frames are left out:
 gdb has no debug information for libstdc++ here and presents libc's inlined
 frames differently, neither of which is about names.  Frames past main
 (_start), which gdb does not show, are left out too.
@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import types
 
 import pytest
 
@@ -87,26 +88,32 @@ def run_gdb(pid, commands):
 
 
 def parse_backtraces(text, pid):
-    """{tid: [(address, name, file)]} for names_target's frames of gdb's
-    `thread apply all bt`; an inlined frame has the address of the frame
-    printed above it (gdb prints the address once per code location)."""
+    """{tid: [frame]} for names_target's frames of gdb's `thread apply all bt`,
+    each with .address, .name, .file and .inlined.  gdb prints an address
+    once per code location: a frame printed without one is the caller, at the
+    same address, of an inlined frame printed above it."""
     lo, hi = target_range(pid)
-    threads, frames, address = {}, None, None
+    threads, frames, last = {}, None, None
     for line in text.splitlines():
         if m := THREAD_LINE.match(line):
-            frames, address = threads.setdefault(int(m.group(1)), []), None
+            frames, last = threads.setdefault(int(m.group(1)), []), None
             continue
         m = FRAME_LINE.match(line)
         if not m or frames is None:
             continue
         if m.group(2):
             address = int(m.group(2), 16)
-        elif m.group(1) == "0":
-            address = None  # frame 0 at the start of a line: not one of ours here
-        if address is not None and lo <= address < hi:
-            frames.append((address, m.group(3), m.group(4)))
+        elif last is not None:
+            address = last.address
+            last.inlined = True
         else:
-            assert not (m.group(4) or "").endswith(TARGET + ".cpp"), \
+            address = None  # frame 0 at the start of a line: not one of ours here
+        last = types.SimpleNamespace(address=address, name=m.group(3), file=m.group(4),
+                                     inlined=False)
+        if address is not None and lo <= address < hi:
+            frames.append(last)
+        else:
+            assert not (last.file or "").endswith(TARGET + ".cpp"), \
                 f"a frame of the target without a known address in gdb's output: {line}"
     return threads
 
@@ -141,8 +148,8 @@ def without_signature(name):
     return name
 
 
-def describe(pairs):
-    return "\n".join(f"  {a:#x} {n}" for a, n in pairs)
+def describe(frames):
+    return "\n".join(f"  {a:#x} {n}{' [inlined]' if i else ''}" for a, i, n in frames)
 
 
 # ----------------------------------------------------------------- fixture
@@ -166,13 +173,17 @@ def oracle(tmp_path_factory):
 
 
 def test_target_exercises_the_constructs(oracle):
-    """Guards the build: gdb sees the inlined frames the target is made of."""
+    """Guards the build: gdb sees the frames the target is made of, and the
+    ones meant to be inlined are (-O2 and always_inline did their work)."""
     _, _, gdbs, symbols = oracle
-    names = [n for frames in gdbs.values() for _, n, _ in frames] + list(symbols.values())
-    for construct in ("ns::helper", "(anonymous namespace)::anon_inner", "{lambda(int)#2}",
-                      "std::function<void (int)>::operator()", "shapes::deep<3>",
-                      "shapes::Widget::rest", "_Invoker<", "::_M_invoke<0>"):
+    frames = [f for thread in gdbs.values() for f in thread]
+    names = [f.name for f in frames] + list(symbols.values())
+    for construct in ("{lambda(int)#2}", "std::function<void (int)>::operator()", "_Invoker<"):
         assert any(construct in n for n in names), f"gdb shows no frame with {construct!r}"
+    for inlined in ("ns::helper", "(anonymous namespace)::anon_inner", "shapes::deep<3>",
+                    "shapes::Widget::rest", "::_M_invoke<0>"):
+        assert any(f.inlined and f.name.endswith(inlined) for f in frames), \
+            f"gdb shows no inlined frame {inlined!r}"
 
 
 def test_same_threads(oracle):
@@ -185,14 +196,14 @@ def test_names_frame_for_frame(oracle):
     problems = []
     for tid, gdb_frames in sorted(gdbs.items()):
         mine = ours.get(tid, [])
-        got = [(int(f["address"], 16), f.get("function") or "??") for f in mine]
-        want = [(a, n) for a, n, _ in gdb_frames]
-        if [a for a, _ in got] != [a for a, _ in want]:
-            problems.append(f"thread {tid}: frames differ\nstackpeek:\n{describe(got)}\n"
-                            f"gdb:\n{describe(want)}")
+        got = [(int(f["address"], 16), bool(f["inlined"]), f.get("function") or "??") for f in mine]
+        want = [(f.address, f.inlined, f.name) for f in gdb_frames]
+        if [(a, i) for a, i, _ in got] != [(a, i) for a, i, _ in want]:
+            problems.append(f"thread {tid}: frames differ (address, inlined)\n"
+                            f"stackpeek:\n{describe(got)}\ngdb:\n{describe(want)}")
             continue
-        for frame, (address, ours_name), (_, gdb_name) in zip(mine, got, want):
-            if frame["inlined"]:
+        for (address, inlined, ours_name), (_, _, gdb_name) in zip(got, want):
+            if inlined:
                 ok = gdb_name in (ours_name, without_signature(ours_name))
                 expected = gdb_name
             else:
