@@ -2,11 +2,12 @@
 
 #include <algorithm>
 
-#include "llvm/Demangle/Demangle.h"
 #include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Support/Path.h"
 
 #include "symbolize/DwarfLoader.h"
+#include "symbolize/DwarfNames.h"
+#include "symbolize/GnuDemangle.h"
 
 namespace stackpeek {
 
@@ -235,11 +236,18 @@ std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Fram
         llvm::DILineInfoSpecifier::FunctionNameKind::LinkageName);
     llvm::DIInliningInfo inlining = module.dwarf->context->getInliningInfoForAddress(
         {vaddr, llvm::object::SectionedAddress::UndefSection}, spec);
+    // LLVM names an entry without a linkage name by its bare DW_AT_name;
+    // the entries themselves give the qualified name gdb prints.
+    std::vector<llvm::DWARFDie> dies = inlinedChainAt(*module.dwarf->context, vaddr);
+    if (dies.size() != inlining.getNumberOfFrames())
+      dies.clear();
     for (uint32_t i = 0; i < inlining.getNumberOfFrames(); ++i) {
       const llvm::DILineInfo &info = inlining.getFrame(i);
       Frame f = base;
-      if (auto name = nullIfInvalid(info.FunctionName))
-        f.function = llvm::demangle(withoutSymbolVersion(*name));
+      if (auto name = dies.empty() ? std::nullopt : functionName(dies[i]))
+        f.function = std::move(*name);
+      else if (auto name = nullIfInvalid(info.FunctionName))
+        f.function = demangleGnuStyle(withoutSymbolVersion(*name));
       f.file = nullIfInvalid(info.FileName);
       if (info.Line)
         f.line = info.Line;
@@ -256,7 +264,7 @@ std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Fram
   // has an internal one, and the only name where there is no DWARF at all.
   Frame &outer = frames.back();
   if (const Symbol *sym = symbolAt(module.symbols, vaddr))
-    outer.function = llvm::demangle(withoutSymbolVersion(sym->name));
+    outer.function = demangleGnuStyle(withoutSymbolVersion(sym->name));
   return frames;
 }
 

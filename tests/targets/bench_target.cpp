@@ -9,12 +9,6 @@
 
 #include "target_common.h"
 
-#if defined(__clang__)
-#define NOINLINE __attribute__((noinline))
-#else
-#define NOINLINE __attribute__((noipa))
-#endif
-
 static sem_t g_sem;
 static target::BlockedCounter g_blocked;
 static volatile int g_sink;

@@ -39,14 +39,6 @@
 
 #include "target_common.h"
 
-#if defined(__clang__)
-#define NOINLINE __attribute__((noinline))
-#else
-#define NOINLINE __attribute__((noipa))  // no inlining, cloning or IPA tricks
-#endif
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#define BARRIER() asm volatile("" ::: "memory")
-
 namespace {
 
 struct Frame {

@@ -1,9 +1,10 @@
 // Shared plumbing for the native test target programs (native_target,
-// bench_target): command-line parsing, the readiness pipe, the "stats" file a
+// bench_target, names_target): command-line parsing, the readiness pipe, the "stats" file a
 // ticker thread keeps up to date (proof that the target keeps running, and the
 // largest scheduling gap it saw, used by the safety tests and the benchmark),
-// and a wait until given threads sit in a blocking system call.  None of these
-// helpers ever appears in the call chains the tests check.
+// a wait until given threads sit in a blocking system call, and the
+// attributes that shape the call chains (NOINLINE, ALWAYS_INLINE, BARRIER).
+// None of these helpers ever appears in the call chains the tests check.
 //
 // Stats file layout: STATS_SLOTS little-endian uint64 words, mapped shared,
 // so a test can mmap it and read it while the target runs:
@@ -31,6 +32,16 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+// A function that stays a frame of its own, one that never does, and a
+// point after a call that keeps the call from becoming a tail call.
+#if defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE __attribute__((noipa))  // no inlining, cloning or IPA tricks
+#endif
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define BARRIER() asm volatile("" ::: "memory")
 
 namespace target {
 
