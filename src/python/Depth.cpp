@@ -47,16 +47,17 @@ CapturedDepth captureDepth(const Interpreter &interp, CapturedPython &captured,
     return out;
   }
   ReprReader reprs(mem, interp.layout, *d, options.reprs);
+  if (options.asyncio)
+    out.asyncio = captureAsyncio(interp, *d, reprs, captured);
   if (options.locals)
-    captureLocals(interp, *d, reprs, captured);
+    captureLocals(interp, *d, reprs, captured,
+                  out.asyncio ? &*out.asyncio : nullptr);
   if (options.exceptions)
     for (const CapturedThread &t : captured.threads) {
       auto chain = captureHandledException(interp, *d, reprs, t.tstateAddr);
       if (!chain.empty())
         out.exceptions[t.tstateAddr] = std::move(chain);
     }
-  if (options.asyncio)
-    out.asyncio = captureAsyncio(interp, *d, reprs, captured);
   return out;
 }
 

@@ -70,12 +70,6 @@ std::vector<CapturedException> captureHandledException(
     const Interpreter &interp, const DepthLayout &d, ReprReader &reprs,
     uint64_t tstateAddr);
 
-// --- locals (Locals.cpp) ----------------------------------------------------
-
-/// Fills `locals` of every captured frame with its fast locals' reprs.
-void captureLocals(const Interpreter &interp, const DepthLayout &d,
-                   ReprReader &reprs, CapturedPython &captured);
-
 // --- asyncio (Asyncio.cpp) --------------------------------------------------
 
 struct CapturedTask {
@@ -99,6 +93,15 @@ CapturedAsyncio captureAsyncio(const Interpreter &interp, const DepthLayout &d,
                                ReprReader &reprs,
                                const CapturedPython &captured);
 
+// --- locals (Locals.cpp) ----------------------------------------------------
+
+/// Fills `locals` of every captured thread frame and, when `tasks` is given,
+/// of every task's suspended coroutine frames, with their fast locals' reprs
+/// (one reader: the same bounds and code-object cache for both).
+void captureLocals(const Interpreter &interp, const DepthLayout &d,
+                   ReprReader &reprs, CapturedPython &captured,
+                   CapturedAsyncio *tasks);
+
 // --- the phases --------------------------------------------------------------
 
 struct CapturedDepth {
@@ -107,7 +110,8 @@ struct CapturedDepth {
   std::vector<std::string> errors;
 };
 
-/// During the pause. Fills frame locals in `captured` when options.locals.
+/// During the pause. With options.locals, fills the locals of the frames in
+/// `captured` and of the tasks' coroutine frames.
 CapturedDepth captureDepth(const Interpreter &interp, CapturedPython &captured,
                            MemorySource &mem, const DepthOptions &options);
 

@@ -14,6 +14,10 @@
 //  - A NULL slot is a local not assigned yet (or deleted): shown as <unset>.
 //  - Module-level frames have no fast locals (their variables are globals)
 //    and show none.
+//  - A suspended coroutine's (or generator's) frame has the same layout as
+//    a running one: a PyFrameObject (≤3.10, gi_frame/cr_frame) or the
+//    _PyInterpreterFrame embedded in the generator at gi_iframe (3.11+), so
+//    task frames (Asyncio.cpp sets frameAddr to either) are read alike.
 #include <unordered_map>
 
 #include "python/Depth.h"
@@ -182,11 +186,16 @@ private:
 } // namespace
 
 void captureLocals(const Interpreter &interp, const DepthLayout &d,
-                   ReprReader &reprs, CapturedPython &captured) {
+                   ReprReader &reprs, CapturedPython &captured,
+                   CapturedAsyncio *tasks) {
   LocalsReader reader(interp.layout, d, reprs);
   for (CapturedThread &t : captured.threads)
     for (CapturedFrame &f : t.frames)
       reader.frame(f);
+  if (tasks)
+    for (CapturedTask &t : tasks->tasks)
+      for (CapturedFrame &f : t.stack)
+        reader.frame(f);
 }
 
 } // namespace stackpeek::python

@@ -236,6 +236,10 @@ struct TaskTreePrinter {
           << esc(f.function.value_or("<unknown>")) << " "
           << esc(f.file.value_or("<unknown>")) << ":"
           << (f.line ? std::to_string(*f.line) : std::string("?")) << "\n";
+      // --locals: below the frame's line, indented as under a thread frame.
+      for (const LocalVariable &v : f.locals)
+        out << inner << (lastLine ? "    " : "│   ") << "    " << esc(v.name)
+            << " = " << esc(v.repr) << "\n";
     }
     if (t.awaiting)
       out << inner << (nChildren == 0 ? "└── " : "├── ") << "awaiting "

@@ -312,6 +312,23 @@ def test_two_pids_in_one_call(tmp_path):
         assert_target_undisturbed(t)
 
 
+def test_skip_thread_leaves_those_threads_out(pie_target):
+    """--skip-thread TID (repeatable, one TID each: the PID after it stays a PID)."""
+    blocked = [o["tid"] for o in oracle_threads(pie_target, blocked_only=True)]
+    skipped, kept = blocked[:2], blocked[2:]
+    assert kept, "the target has too few blocked threads for this test"
+    doc = harness.dump_json(pie_target.pid, "--max-frames", "4096",
+                            "--skip-thread", str(skipped[0]), "--skip-thread", str(skipped[1]))
+    threads = by_tid(doc)
+    assert not set(skipped) & set(threads)
+    assert set(kept) <= set(threads)
+    for o in oracle_threads(pie_target, blocked_only=True):
+        if o["tid"] in kept:
+            assert not chain_problems(threads[o["tid"]], o["frames"],
+                                      pie_target.oracle["executable"]), o["name"]
+    assert_target_undisturbed(pie_target)
+
+
 # ----------------------------------------------------------------- exit statuses
 
 

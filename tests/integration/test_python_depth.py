@@ -17,9 +17,10 @@ wrote in-process:
   - asyncio: 1,000 tasks in a gather tree three levels deep, a TaskGroup
     (3.11+), a task waiting on work of a second loop in another thread, and
     tasks awaiting inside async generators (async for, aclose): each task's
-    name, state, loop thread, coroutine chain (through the generators) and
-    awaiters; with C tasks, with pure-Python tasks (asyncio.tasks._PyTask,
-    state in instance attributes), and without the _asyncio module.
+    name, state, loop thread, coroutine chain (through the generators), the
+    locals of every coroutine frame (with --locals) and awaiters; with C
+    tasks, with pure-Python tasks (asyncio.tasks._PyTask, state in instance
+    attributes), and without the _asyncio module.
 The text output is checked for the same facts in Python's own wording.
 """
 
@@ -61,6 +62,24 @@ def python_frames(thread):
     return [f for f in thread["frames"] if f["kind"] == "python"]
 
 
+def locals_problems(got, want, where):
+    """Differences between a frame's dumped locals and the oracle's (a name
+    the oracle maps to None was assigned after its snapshot: not compared)."""
+    problems = []
+    for name, w in sorted(want.items()):
+        if w is None:
+            continue
+        if name not in got:
+            problems.append("%s: %s: missing" % (where, name))
+        elif got[name] != w:
+            problems.append("%s: %s:\n  got  %r\n  want %r" % (where, name, got[name], w))
+    return problems
+
+
+def frame_positions(frames):
+    return [dict((k, f[k]) for k in ("file", "function", "line")) for f in frames]
+
+
 def test_locals_match_oracle(python, tmp_path):
     t = start(python, "locals", tmp_path)
     dump = harness.dump_json(t.pid, "--locals")
@@ -68,15 +87,7 @@ def test_locals_match_oracle(python, tmp_path):
     (rec,) = records(t.oracle, "locals")
     frames = [f for f in python_frames(by_tid[rec["tid"]]) if f["function"] == rec["function"]]
     assert len(frames) == 1, [f["function"] for f in python_frames(by_tid[rec["tid"]])]
-    got = frames[0]["locals"]
-    problems = []
-    for name, want in sorted(rec["locals"].items()):
-        if want is None:
-            continue
-        if name not in got:
-            problems.append("%s: missing" % name)
-        elif got[name] != want:
-            problems.append("%s:\n  got  %r\n  want %r" % (name, got[name], want))
+    problems = locals_problems(frames[0]["locals"], rec["locals"], rec["function"])
     assert not problems, "\n".join(problems)
     harness.assert_running(t.pid)
 
@@ -128,7 +139,7 @@ def test_handled_exceptions_match_oracle(python, tmp_path):
         for g, w in zip(got, want):
             if final_line(g) != w["final_line"]:
                 problems.append("%r != %r" % (final_line(g), w["final_line"]))
-            frames = [dict((k, f[k]) for k in ("file", "function", "line")) for f in g["traceback"]]
+            frames = frame_positions(g["traceback"])
             if frames != w["traceback"]:
                 problems.append("%s traceback:\n  got  %r\n  want %r" % (
                     w["final_line"], frames, w["traceback"]))
@@ -161,7 +172,7 @@ def test_asyncio_tasks_match_oracle(python, scenario, tmp_path):
     require_asyncio(python)
     t = start(python, scenario, tmp_path)
     assert t.oracle["pure_python"] == (scenario != "asyncio"), t.oracle["task_classes"]
-    dump = harness.dump_json(t.pid, "--async")
+    dump = harness.dump_json(t.pid, "--async", "--locals")
     assert dump["asyncio"] is not None, dump["errors"]
     got = {}
     for loop in dump["asyncio"]["loops"]:
@@ -175,12 +186,16 @@ def test_asyncio_tasks_match_oracle(python, scenario, tmp_path):
         if g is None:
             problems.append("task %s (%s) missing" % (w["id"], w["name"]))
             continue
-        stack = [dict((k, f[k]) for k in ("file", "function", "line")) for f in g["stack"]]
+        stack, want_stack = frame_positions(g["stack"]), frame_positions(w["stack"])
         for key, gv, wv in (("name", g["name"], w["name"]), ("state", g["state"], w["state"]),
-                            ("thread", g["thread"], w["thread"]), ("stack", stack, w["stack"]),
+                            ("thread", g["thread"], w["thread"]), ("stack", stack, want_stack),
                             ("awaited_by", sorted(g["awaited_by"]), w["awaited_by"])):
             if gv != wv:
                 problems.append("task %s %s: got %r, want %r" % (w["name"], key, gv, wv))
+        if stack == want_stack:
+            for gf, wf in zip(g["stack"], w["stack"]):
+                problems += locals_problems(gf.get("locals", {}), wf["locals"],
+                                            "task %s %s" % (w["name"], gf["function"]))
     extra = set(got) - set(w["id"] for w in want_tasks) - set(
         i for i, g in got.items() if g["name"] == "oracle")
     if extra:
@@ -195,6 +210,8 @@ def test_asyncio_tasks_match_oracle(python, scenario, tmp_path):
     assert closer[:2] == ["agen_closer", "closing_ticks"], closer
     if version_of(t.oracle) >= (3, 11):
         assert got[names["tg-child-1"]]["awaited_by"] == [names["tg-parent"]]
+    holder = got[names["locals-holder"]]["stack"][0]["locals"]
+    assert holder["late"]["repr"] == "<unset>" and "captured" in holder, holder
     harness.assert_running(t.pid)
 
 
@@ -208,3 +225,35 @@ def test_asyncio_text_tree(python, tmp_path):
     mid_line = next(l for l in out.splitlines() if "(T) mid-0 [pending]" in l)
     assert mid_line.index("(T)") == top_line.index("(T)") + 4
     assert "(T) leaf-9-98 [pending]" in out
+
+
+def locals_under_frame_line(lines, task_label, function):
+    """The `name = repr` lines below `function`'s line in the tree under the
+    task labelled `task_label`, and that frame line."""
+    start = next(i for i, l in enumerate(lines) if task_label in l)
+    i = next(i for i in range(start + 1, len(lines)) if (" %s " % function) in lines[i])
+    branch = lines[i].index("── ") - 1  # where the frame's ├── or └── begins
+    below = lines[i][:branch] + ("│   " if lines[i][branch] == "├" else "    ") + "    "
+    found = []
+    for line in lines[i + 1:]:
+        if not line.startswith(below) or line[len(below)] == " ":
+            break
+        found.append(line[len(below):])
+    return found, lines[i]
+
+
+def test_asyncio_text_tree_with_locals(python, tmp_path):
+    require_asyncio(python)
+    t = start(python, "asyncio", tmp_path)
+    out = harness.run_stackpeek(["dump", "--async", "--locals", str(t.pid)]).stdout
+    lines = out.splitlines()
+    (want,) = [w for w in t.oracle["tasks"] if w["name"] == "locals-holder"]
+    shown = []
+    for frame in want["stack"]:
+        found, frame_line = locals_under_frame_line(lines, "(T) locals-holder [pending]",
+                                                    frame["function"])
+        expected = ["%s = %s" % (n, v["repr"]) for n, v in frame["locals"].items()]
+        assert sorted(found) == sorted(expected), (frame_line, found)
+        shown += found
+    assert "order = {'id': 1017, 'items': {'book': 12.5, 'pen': 1.25}}" in shown
+    assert "late = <unset>" in shown

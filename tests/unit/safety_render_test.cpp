@@ -3,7 +3,7 @@
 // Why: the integration suite proves it end to end against one hostile
 // process; this pins the exact promises per field the renderers print
 // (thread name, command, module, file, function, source line, locals,
-// errors), so a new field printed without escaping fails here at once.
+// asyncio tasks and their frames' locals, errors), so a new field printed without escaping fails here at once.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -51,6 +51,14 @@ Process evilProcess() {
   pyFrame.error = kEvil;
   py.frames = {pyFrame, pyFrame};
   p.threads = {t, py};
+  // A suspended task's coroutine frames carry locals too (--async --locals).
+  AsyncioTask task;
+  task.id = "0x2";
+  task.name = kEvil;
+  task.state = "pending";
+  task.stack = {pyFrame, pyFrame};
+  task.awaiting = kEvil;
+  p.asyncio = AsyncioSnapshot{{AsyncioLoop{"0x1", 43, {task}}}, {kEvil}};
   return p;
 }
 

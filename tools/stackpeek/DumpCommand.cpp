@@ -1,4 +1,5 @@
 // `stackpeek dump PID...`: options, the pipeline call per pid, the renderer.
+#include <algorithm>
 #include <cstdlib>
 
 #include "llvm/Support/raw_ostream.h"
@@ -28,6 +29,7 @@ struct DumpArgs {
   std::vector<int> pids;
   std::string format = "text";
   bool tree = false;
+  std::vector<int> skipThreads; // tids left out of the output
   DumpOptions options;
 };
 
@@ -40,6 +42,9 @@ Examples:
   stackpeek dump 1234 5678             several processes, one after another
   stackpeek dump --debug-dir ./dbg 42  also look for separate debug files
                                        under ./dbg/.build-id/xx/yyyy.debug
+  stackpeek dump --tree --skip-thread 1240 1234
+                                       pid 1234 and its descendants, without
+                                       thread 1240 (e.g. the caller's own)
 
 The target is paused only while its registers, stacks and Python frame
 chains are copied (the pause is reported as pause_us in JSON), then resumed
@@ -49,6 +54,15 @@ Exit codes: 0 ok, 1 partial (target exited mid-dump), 2 usage error,
 3 no such process, 4 permission denied, 5 already traced by a debugger,
 6 not dumpable (zombie or kernel thread), 7 internal error.
 )";
+
+// --skip-thread: a tool dumping its own process (pytest-stackpeek's
+// watchdog thread) leaves the thread doing the asking out. It was paused
+// with the others, so the rest of the snapshot is as consistent as ever.
+void leaveOutThreads(Process &process, const std::vector<int> &tids) {
+  std::erase_if(process.threads, [&](const Thread &t) {
+    return std::find(tids.begin(), tids.end(), t.tid) != tids.end();
+  });
+}
 
 // Dumps each pid in turn; the worst outcome decides the exit code.
 int runDump(const DumpArgs &args) {
@@ -74,6 +88,7 @@ int runDump(const DumpArgs &args) {
           });
       continue;
     }
+    leaveOutThreads(result->process, args.skipThreads);
     renderer->render(result->process, out);
     if (result->incomplete) {
       llvm::errs() << "stackpeek: pid " << pid
@@ -108,6 +123,12 @@ CommandRunner addDumpCommand(CLI::App &app) {
   cmd->add_flag("--async", args->options.async,
                 "list the asyncio tasks of every event loop as await trees "
                 "(CPython 3.8+)");
+  cmd->add_option("--skip-thread", args->skipThreads,
+                  "leave thread TID out of the output (it is paused with the "
+                  "others all the same); may be repeated")
+      ->expected(1) // one TID per use: a PID after it stays a PID
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-frames", args->options.maxFrames,
                   "keep only the N innermost frames of each thread");
   cmd->add_option("--debug-dir", args->options.debugDirs,

@@ -8,14 +8,16 @@ wrap_future) a task that run_coroutine_threadsafe started on loop B in a
 second thread; `agen-consumer`, inside `async for` over an async generator
 that is itself inside `async for` over another, which awaits; `agen-closer`,
 awaiting `aclose()` of an async generator that awaits in its `finally`; and
-`oracle`. Once every leaf has started and loop B's task runs, `oracle`
-records each task in-process: name, state, the coroutine chain (walking
-cr_await / gi_yieldfrom / ag_await, as stackpeek does from memory; an
-async_generator_asend/athrow awaitable stands for its generator, found with
-gc.get_referents since Python exposes no attribute for it) and who awaits it
-(task._fut_waiter, _GatheringFuture._children, TaskGroup._tasks). A helper
-thread waits until both loop threads sleep, writes the oracle and signals
-readiness.
+`locals-holder`, suspended with arguments, locals of several types, a
+closure cell and a local not assigned yet; and `oracle`. Once every leaf has
+started and loop B's task runs, `oracle` records each task in-process: name,
+state, the coroutine chain (walking cr_await / gi_yieldfrom / ag_await, as
+stackpeek does from memory; an async_generator_asend/athrow awaitable stands
+for its generator, found with gc.get_referents since Python exposes no
+attribute for it) with each frame's locals (by depth_target's reference of
+the repr bounds), and who awaits it (task._fut_waiter,
+_GatheringFuture._children, TaskGroup._tasks). A helper thread waits until
+both loop threads sleep, writes the oracle and signals readiness.
 
 With pure_python, asyncio.Task is replaced by asyncio.tasks._PyTask before
 any loop exists (loop.create_task, gather, TaskGroup, run_coroutine_threadsafe
@@ -31,7 +33,7 @@ FOREVER = 1000000
 MIDS, LEAVES_PER_MID = 10, 99
 TASKGROUP = sys.version_info >= (3, 11)
 
-_started = {"leaves": 0, "agen": 0}
+_started = {"leaves": 0, "agen": 0, "holder": 0}
 AGEN_TASKS = 2
 _remote_running = threading.Event()
 
@@ -42,6 +44,7 @@ async def leaf():
 
 
 async def mid(i):
+    label = "mid-%d" % i
     loop = asyncio.get_running_loop()
     await asyncio.gather(*[loop.create_task(leaf(), name="leaf-%d-%d" % (i, j))
                            for j in range(LEAVES_PER_MID)])
@@ -89,6 +92,19 @@ async def agen_closer():
     await ticks.aclose()
 
 
+async def locals_holder(order, *rest, retries=3, **options):
+    total = sum(order["items"].values())
+    note = u"retry \u00e9 #%d" % retries
+    big = list(range(1000))
+    nested = {"a": [1, (2, [3, [4]])], None: frozenset([5])}
+    captured = b"cell\x00"
+    closure = lambda: captured  # noqa: E731
+    _started["holder"] += 1
+    await asyncio.sleep(FOREVER)
+    late = 1  # never reached: shown as <unset>
+    return late, closure
+
+
 async def remote_work():
     _remote_running.set()
     await asyncio.sleep(FOREVER)
@@ -110,7 +126,7 @@ def async_generator_of(awaitable):
     return gens[0] if gens else None
 
 
-def coroutine_chain(coro, function_name):
+def coroutine_chain(coro, function_name, expected_locals):
     out = []
     while coro is not None and len(out) < 256:
         kind = type(coro).__name__
@@ -124,7 +140,8 @@ def coroutine_chain(coro, function_name):
         if frame is None:
             break
         out.append({"file": frame.f_code.co_filename,
-                    "function": function_name(frame.f_code), "line": frame.f_lineno})
+                    "function": function_name(frame.f_code), "line": frame.f_lineno,
+                    "locals": expected_locals(frame)})
         coro = getattr(coro, awaited_attr)
     return out
 
@@ -153,14 +170,14 @@ def awaited_by(tasks):
     return dict((k, sorted(v)) for k, v in out.items())
 
 
-def describe(tasks, loop_threads, function_name):
+def describe(tasks, loop_threads, function_name, expected_locals):
     by = awaited_by(tasks)
     out = []
     for t in tasks:
         out.append({"id": hex(id(t)), "name": t.get_name(), "loop": hex(id(t.get_loop())),
                     "thread": loop_threads[id(t.get_loop())],
                     "state": "pending" if not t.done() else "done",
-                    "stack": coroutine_chain(t.get_coro(), function_name),
+                    "stack": coroutine_chain(t.get_coro(), function_name, expected_locals),
                     "awaited_by": by.get(hex(id(t)), [])})
     return out
 
@@ -170,7 +187,7 @@ def use_pure_python_tasks():
     asyncio.Task = asyncio.tasks._PyTask
 
 
-def run(path, ready_fd, finish, record, records, native_tid, function_name,
+def run(path, ready_fd, finish, native_tid, function_name, expected_locals,
         pure_python=False):
     if pure_python:
         use_pure_python_tasks()
@@ -187,14 +204,14 @@ def run(path, ready_fd, finish, record, records, native_tid, function_name,
 
     async def oracle():
         while (_started["leaves"] < expected_leaves or _started["agen"] < AGEN_TASKS
-               or not _remote_running.is_set()):
+               or not _started["holder"] or not _remote_running.is_set()):
             await asyncio.sleep(0.01)
         loop_a = asyncio.get_running_loop()
         threads = {id(loop_a): native_tid(), id(loop_b): b_tid[0]}
         me = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks(loop_a) if t is not me]
         tasks += list(asyncio.all_tasks(loop_b))
-        extra = {"tasks": describe(tasks, threads, function_name),
+        extra = {"tasks": describe(tasks, threads, function_name, expected_locals),
                  "loop_threads": [threads[id(loop_a)], threads[id(loop_b)]],
                  "task_classes": sorted(set("%s.%s" % (type(t).__module__, type(t).__name__)
                                             for t in tasks + [me])),
@@ -211,6 +228,9 @@ def run(path, ready_fd, finish, record, records, native_tid, function_name,
         loop.create_task(cross_waiter(loop_b), name="cross-waiter")
         loop.create_task(agen_consumer(), name="agen-consumer")
         loop.create_task(agen_closer(), name="agen-closer")
+        loop.create_task(locals_holder({"id": 1017, "items": {"book": 12.5, "pen": 1.25}},
+                                       "extra", 2.5, retries=7, key=None),
+                         name="locals-holder")
         loop.create_task(oracle(), name="oracle")
         await asyncio.sleep(FOREVER)
 

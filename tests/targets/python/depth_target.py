@@ -15,8 +15,8 @@ one byte to a pipe fd (no sleeps stand in for synchronisation):
   asyncio     (3.8+) 1,000 tasks in a gather tree three levels deep, a
               TaskGroup (3.11+), and a task awaiting work of a second event
               loop in another thread; expected: every task's name, state,
-              coroutine chain (cr_await walk, through async generators) and
-              awaiters.
+              coroutine chain (cr_await walk, through async generators) with
+              each frame's locals, and awaiters.
   asyncio_pytask  the same with pure-Python tasks (asyncio.tasks._PyTask).
   asyncio_noaccel the same without the `_asyncio` module: Python tasks,
               futures, task registry and current-task dict.
@@ -27,6 +27,7 @@ Usage: depth_target.py SCENARIO ORACLE_JSON READY_FD
 """
 from __future__ import print_function
 
+import ctypes
 import json
 import os
 import sys
@@ -64,12 +65,13 @@ else:
 
 
 def type_name(v):
-    """tp_name as CPython stores it."""
-    t = type(v)
-    heap = t.__flags__ & (1 << 9)
-    if heap or t.__module__ in ("builtins", "__builtin__"):
-        return t.__name__
-    return t.__module__ + "." + t.__name__
+    """tp_name as CPython stores it, read from the type object itself (the
+    field after the PyVarObject head): no rule over __module__/__name__ tells
+    a class statement's "Name" from a C heap type's "_module.Name" (3.12's
+    _asyncio.Future, for one)."""
+    word = ctypes.sizeof(ctypes.c_void_p)
+    name = ctypes.c_char_p.from_address(id(type(v)) + 3 * word).value
+    return name.decode("utf-8") if not PY2 else name
 
 
 def _more(shown, total):
@@ -383,7 +385,7 @@ def main():
         if scenario == "asyncio_noaccel":
             sys.modules["_asyncio"] = None  # asyncio falls back to its Python classes
         import depth_asyncio
-        depth_asyncio.run(path, ready_fd, finish, record, _records, native_tid, function_name,
+        depth_asyncio.run(path, ready_fd, finish, native_tid, function_name, expected_locals,
                           pure_python=scenario != "asyncio")
         return
     {"locals": scenario_locals, "exceptions": scenario_exceptions,

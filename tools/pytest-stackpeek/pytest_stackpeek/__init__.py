@@ -9,7 +9,9 @@ native frames -- into the report, while the test goes on.
 Domain facts relied on:
   - A process cannot ptrace itself or its own threads, so the dump is done by
     a separate stackpeek process; it attaches to pytest from outside, and
-    leaves itself out of the tree it dumps.
+    leaves itself out of the tree it dumps. The watchdog thread that waits
+    for it would be in the dump too, always the same and never the reason a
+    test hangs, so it passes its own thread id with --skip-thread.
   - The watchdog must not run Python code in the main thread (that is the
     one that hangs), so it is a daemon thread waiting on a condition with a
     deadline; results are handed to the main thread, which attaches them to
@@ -164,8 +166,12 @@ class Watchdog:
     def _dump(self, test):
         header = ("%s has been running for more than %gs; stacks of the test process "
                   "(pid %d) and its children:\n" % (test, self.timeout, os.getpid()))
+        command = [self.binary, "dump", "--tree", str(os.getpid())]
+        tid = _current_tid()
+        if tid is not None:
+            command[3:3] = ["--skip-thread", str(tid)]
         try:
-            res = subprocess.run([self.binary, "dump", "--tree", str(os.getpid())],
+            res = subprocess.run(command,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, timeout=_DUMP_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as e:
@@ -182,6 +188,15 @@ class Watchdog:
             os.write(self.terminal_fd, (banner + text + "\n").encode("utf-8", "replace"))
         except OSError:
             pass  # the report still has it
+
+
+def _current_tid():
+    """The calling thread's kernel thread id, or None (threading.get_native_id()
+    is 3.8+; /proc/thread-self names it on every Linux since 3.17)."""
+    try:
+        return int(os.readlink("/proc/thread-self").rsplit("/", 1)[1])
+    except (OSError, ValueError):
+        return None
 
 
 def _allow_children_to_trace_us():
