@@ -2,7 +2,7 @@
 //
 // A Python thread's stack lives in interpreter data structures, not only on
 // the native stack, so dumping it means reading CPython internals out of
-// process (see docs/python-versions.md and /work/shared/docs/cpython-internals.md).
+// process (see docs/python-versions.md).
 // The work is split so the target is paused as briefly as possible:
 //
 //   locate()  before the pause: find libpython/the executable in
