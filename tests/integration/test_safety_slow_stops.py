@@ -228,6 +228,7 @@ os.write(int(sys.argv[1]), b"r")
 end = time.time() + float(sys.argv[2])
 while time.time() < end:
     sum(range(1000))
+os._exit(0)  # starved, the interpreter's teardown alone would take seconds
 """
 
 
@@ -240,14 +241,14 @@ def one_soak_run(tmp_path, i, how):
     load; returns what the run showed of holding and pausing it."""
     out = tmp_path / f"p{i}.folded"
     if how == "command":  # record -- CMD: niced, so the hogs starve it
-        rec = harness.spawn_stackpeek(["record", "--native", "-o", out, "--", "nice", "-n", "19",
-                                       PYTHON, "-c", SOAK_TARGET, "-1", "1.0"])
+        rec = harness.spawn_stackpeek(["record", "--native", "-o", out, "--", "nice", "-n", "10",
+                                       PYTHON, "-c", SOAK_TARGET, "-1", "0.4"])
         target_pid = int(harness.wait_until(
             lambda: (open(f"/proc/{rec.pid}/task/{rec.pid}/children").read().split() or [0])[0],
             30, "the recorded command to start"))
         watch = StopWatch(target_pid)
     else:
-        target = harness.start_target([PYTHON, "-c", SOAK_TARGET, "{ready_fd}", "1.0"])
+        target = harness.start_target([PYTHON, "-c", SOAK_TARGET, "{ready_fd}", "0.4"])
         target_pid = target.pid
         for tid in harness.task_ids(target.pid):
             if how == "idle":
