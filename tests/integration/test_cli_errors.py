@@ -1,0 +1,186 @@
+"""What a newcomer types wrong, and what stackpeek answers (issue 21 §3).
+
+Why: the first minutes with a tool are spent on mistakes: a process name where
+a pid belongs, a negative count, an output path that does not exist.  Each
+must get an answer that says what to do, with the documented exit code, and
+nothing may be lost (a recording is never made only to fail at the end).
+The JSON shape must follow what was asked (one pid, several, a tree), never
+how many processes could be dumped.  Every expectation comes from what the
+test set up itself: the pids it started, the paths it made.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import harness
+
+# comm holds at most 15 characters: a name of exactly 15 matches both ways.
+UNIQUE_NAME = "spk_cli_sleeper"
+
+
+def start_named_sleeper(tmp_path, argv0=None):
+    """A sleep whose comm is UNIQUE_NAME (argv[0] its path unless given);
+    returns once exec'd."""
+    exe = tmp_path / UNIQUE_NAME
+    if not exe.exists():
+        shutil.copy(shutil.which("sleep"), exe)
+    proc = harness.spawn([argv0 or str(exe), "1000"], kind="target", executable=str(exe))
+    harness.wait_until(lambda: harness.task_ids(proc.pid) and
+                       open(f"/proc/{proc.pid}/comm").read().strip() == UNIQUE_NAME,
+                       10, "the sleeper to exec")
+    return harness.Target(proc, [str(exe), "1000"])
+
+
+# ----------------------------------------------------------------- dump NAME
+
+
+def test_a_name_is_not_a_pid_and_the_matching_processes_are_named(tmp_path):
+    first = start_named_sleeper(tmp_path)
+    second = start_named_sleeper(tmp_path, argv0="\x1b[31mred")  # matched by comm
+    res = harness.run_stackpeek(["dump", UNIQUE_NAME])
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    assert f"'{UNIQUE_NAME}' is not a process id" in res.stderr
+    assert "not in range" not in res.stderr
+    for t in (first, second):
+        assert f" {t.pid} (" in res.stderr, res.stderr
+    # The command line comes from the target: escaped, never raw.
+    assert "\x1b" not in res.stderr
+    assert "\\x1b[31mred" in res.stderr
+    assert f"pgrep -x {UNIQUE_NAME}" in res.stderr
+
+
+def test_a_name_matching_nothing_says_so():
+    res = harness.run_stackpeek(["dump", "no-such-program-anywhere"])
+    assert res.returncode == 2
+    assert "'no-such-program-anywhere' is not a process id" in res.stderr
+    assert "no running process is named 'no-such-program-anywhere'" in res.stderr
+
+
+@pytest.mark.parametrize("word", ["0", "-5", "12abc"])
+def test_other_non_pids_are_usage_errors(word):
+    res = harness.run_stackpeek(["dump", "--", word])
+    assert res.returncode == 2, res.stderr
+    assert f"'{word}' is not a process id" in res.stderr
+
+
+# ----------------------------------------------------------------- --max-frames
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "1.5"])
+def test_max_frames_must_be_a_count(value):
+    res = harness.run_stackpeek(["dump", "--max-frames", value, str(os.getpid())])
+    assert res.returncode == 2, res.stderr
+    assert "--max-frames" in res.stderr and "number of frames" in res.stderr
+    assert res.stdout == ""
+
+
+# ----------------------------------------------------------------- the JSON contract
+
+MISSING_PID = 4194304 + 1  # above pid_max's largest possible value: never a process
+
+
+def dump_json_raw(*args):
+    return harness.run_stackpeek(["dump", "--format", "json", *[str(a) for a in args]])
+
+
+def test_json_one_pid_gives_one_object(tmp_path):
+    t = start_named_sleeper(tmp_path)
+    res = dump_json_raw(t.pid)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert isinstance(doc, dict) and doc["pid"] == t.pid
+
+
+def test_json_several_pids_give_an_array_in_order(tmp_path):
+    first, second = start_named_sleeper(tmp_path), start_named_sleeper(tmp_path)
+    res = dump_json_raw(second.pid, first.pid)
+    assert res.returncode == 0, res.stderr
+    assert [p["pid"] for p in json.loads(res.stdout)] == [second.pid, first.pid]
+
+
+def test_json_missing_pid_prints_nothing_on_stdout():
+    res = dump_json_raw(MISSING_PID)
+    assert res.returncode == 3
+    assert res.stdout == ""
+    assert f"no process with pid {MISSING_PID}" in res.stderr
+
+
+def test_json_several_missing_pids_print_nothing_on_stdout():
+    res = dump_json_raw(MISSING_PID, MISSING_PID + 1)
+    assert res.returncode == 3
+    assert res.stdout == ""
+
+
+def test_json_mixed_pids_give_an_array_of_those_dumped(tmp_path):
+    t = start_named_sleeper(tmp_path)
+    res = dump_json_raw(t.pid, MISSING_PID)
+    assert res.returncode == 3
+    doc = json.loads(res.stdout)
+    assert isinstance(doc, list) and [p["pid"] for p in doc] == [t.pid]
+    assert f"no process with pid {MISSING_PID}" in res.stderr
+
+
+def test_json_tree_is_an_array_even_for_one_process(tmp_path):
+    t = start_named_sleeper(tmp_path)
+    res = dump_json_raw("--tree", t.pid)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert isinstance(doc, list) and [p["pid"] for p in doc] == [t.pid]
+
+
+# ----------------------------------------------------------------- dump --tree and zombies
+
+ZOMBIE_PARENT = r"""
+import os, sys, time
+ready_fd, pid_file = int(sys.argv[1]), sys.argv[2]
+child = os.fork()
+if child == 0:
+    os._exit(0)
+with open(pid_file, "w") as f:
+    f.write(str(child))
+os.write(ready_fd, b"r")
+time.sleep(1000)  # never reaps the child
+"""
+
+
+def start_zombie_parent(tmp_path):
+    pid_file = tmp_path / "zombie.pid"
+    parent = harness.start_target([sys.executable, "-c", ZOMBIE_PARENT, "{ready_fd}", pid_file])
+    child = int(pid_file.read_text())
+    harness.wait_until(lambda: harness.proc_state(child) == "Z", 10, "the child to be a zombie")
+    return parent, child
+
+
+def test_tree_shows_a_zombie_child_and_succeeds(tmp_path):
+    parent, child = start_zombie_parent(tmp_path)
+    res = harness.run_stackpeek(["dump", "--tree", parent.pid])
+    assert res.returncode == 0, res.stderr
+    assert f"Process {parent.pid}:" in res.stdout
+    child_part = res.stdout.split(f"Process {child}:", 1)
+    assert len(child_part) == 2, res.stdout
+    assert "zombie" in child_part[1]
+    assert "zombie" not in res.stderr
+
+
+def test_tree_json_shows_a_zombie_child(tmp_path):
+    parent, child = start_zombie_parent(tmp_path)
+    res = dump_json_raw("--tree", parent.pid)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [p["pid"] for p in doc] == [parent.pid, child]
+    zombie = doc[1]
+    assert zombie["ppid"] == parent.pid and zombie["threads"] == []
+    assert any("zombie" in e for e in zombie["errors"])
+
+
+def test_a_zombie_asked_for_by_pid_is_still_not_dumpable(tmp_path):
+    _, child = start_zombie_parent(tmp_path)
+    res = harness.run_stackpeek(["dump", child])
+    assert res.returncode == 6
+    assert "zombie" in res.stderr
