@@ -184,3 +184,62 @@ def test_a_zombie_asked_for_by_pid_is_still_not_dumpable(tmp_path):
     res = harness.run_stackpeek(["dump", child])
     assert res.returncode == 6
     assert "zombie" in res.stderr
+
+
+# ----------------------------------------------------------------- record -o
+
+
+def record_touching(tmp_path, *args):
+    """record a command that leaves a marker file; returns (result, marker)."""
+    marker = tmp_path / "command-ran"
+    res = harness.run_stackpeek(["record", "--duration", "30", *args, "--",
+                                 "touch", marker], timeout=60)
+    return res, marker
+
+
+@pytest.mark.parametrize("make_bad", [
+    lambda tmp: tmp / "missing-dir" / "out.svg",
+    lambda tmp: tmp,  # a folder, not a file
+    lambda tmp: tmp / "out.unknown",
+], ids=["missing-folder", "a-folder", "unknown-format"])
+def test_record_checks_outputs_before_sampling(tmp_path, make_bad):
+    good = tmp_path / "good.svg"
+    res, marker = record_touching(tmp_path, "-o", good, "-o", make_bad(tmp_path))
+    assert res.returncode == 2, res.stderr
+    assert not marker.exists(), "the command was started although an output is unusable"
+    assert not good.exists()
+    assert "cannot" in res.stderr
+
+
+def test_record_refuses_a_read_only_folder(tmp_path):
+    if os.geteuid() == 0:
+        # root writes anywhere; a read-only bind is what stays closed to it
+        folder = "/proc/self"
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o555)
+    res, marker = record_touching(tmp_path, "-o", os.path.join(folder, "out.svg"))
+    assert res.returncode == 2, res.stderr
+    assert not marker.exists()
+    assert "nothing was recorded" in res.stderr
+
+
+@pytest.mark.parametrize("suffix,magic", [(".pprof", b"\x1f\x8b"), (".pb", b"\x1f\x8b"),
+                                          (".txt", None), (".folded", None)])
+def test_record_accepts_the_extensions_help_lists(tmp_path, suffix, magic):
+    out = tmp_path / ("profile" + suffix)
+    # A command that outlives --duration: recording ends by the clock, never
+    # by a race between the command's exit and the attach.
+    res = harness.run_stackpeek(["record", "--duration", "0.3", "-o", out, "--",
+                                 "sleep", "1000"], timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert out.exists()
+    if magic:
+        assert out.read_bytes().startswith(magic)  # pprof's gzipped profile.proto
+    help_text = harness.run_stackpeek(["record", "--help"]).stdout
+    assert suffix in help_text
+
+
+def test_record_help_says_the_command_gets_sigterm():
+    help_text = harness.run_stackpeek(["record", "--help"]).stdout
+    assert "sent SIGTERM" in help_text
