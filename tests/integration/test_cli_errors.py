@@ -186,6 +186,25 @@ def test_a_zombie_asked_for_by_pid_is_still_not_dumpable(tmp_path):
     assert "zombie" in res.stderr
 
 
+# ----------------------------------------------------------------- root refused
+
+
+def test_root_in_a_user_namespace_is_told_why_not_to_run_as_root(tmp_path):
+    """Root inside `unshare --user` has every capability, but only over its
+    own namespace: the kernel refuses it a target outside, and "run as root"
+    would be no advice at all."""
+    if subprocess.run(["unshare", "--user", "--map-root-user", "true"]).returncode != 0:
+        pytest.skip("user namespaces are not available here")
+    t = start_named_sleeper(tmp_path)
+    res = subprocess.run(["unshare", "--user", "--map-root-user", harness.stackpeek_bin(),
+                          "dump", str(t.pid)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 4, res.stderr
+    assert f"not permitted to attach to pid {t.pid}" in res.stderr
+    assert "runs in a user namespace" in res.stderr
+    assert "run stackpeek as" not in res.stderr and "run as root" not in res.stderr
+    harness.assert_running(t.pid)
+
+
 # ----------------------------------------------------------------- record -o
 
 
