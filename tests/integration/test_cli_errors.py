@@ -11,6 +11,7 @@ test set up itself: the pids it started, the paths it made.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -203,6 +204,60 @@ def test_root_in_a_user_namespace_is_told_why_not_to_run_as_root(tmp_path):
     assert "runs in a user namespace" in res.stderr
     assert "run stackpeek as" not in res.stderr and "run as root" not in res.stderr
     harness.assert_running(t.pid)
+
+
+# ----------------------------------------------------------------- no symbols
+
+
+def start_symbolless_copy(tmp_path):
+    """A copy of native_target_pie with no symbols, no DWARF and no debug
+    link (strip --strip-all); returns (target, copy path, its debug file made
+    from the unstripped build)."""
+    exe = tmp_path / "nosym_target"
+    shutil.copy(harness.target_path("native_target_pie"), exe)
+    debug = tmp_path / "nosym_target.debug"
+    subprocess.run(["objcopy", "--only-keep-debug", exe, debug], check=True)
+    subprocess.run(["strip", "--strip-all", exe], check=True)
+    t = harness.start_target([exe, "--ready-fd", "{ready_fd}", "--oracle", tmp_path / "oracle.json",
+                              "--stats", tmp_path / "stats.bin"])
+    return t, str(exe), debug
+
+
+def build_id(path):
+    notes = subprocess.run(["readelf", "-n", path], capture_output=True, text=True, check=True)
+    return re.search(r"Build ID: ([0-9a-f]+)", notes.stdout).group(1)
+
+
+def test_a_module_without_symbols_is_named_once_with_how_to_add_them(tmp_path):
+    t, exe, debug = start_symbolless_copy(tmp_path)
+    res = harness.run_stackpeek(["dump", t.pid])
+    assert res.returncode == 0, res.stderr
+    assert "?? (nosym_target+" in res.stdout  # several threads have such frames
+    notes = [line for line in res.stdout.splitlines()
+             if line.startswith("Note: ") and "no symbols or debug information" in line]
+    assert len(notes) == 1 and exe in notes[0], res.stdout
+    bid = build_id(exe)
+    where = f"/.build-id/{bid[:2]}/{bid[2:]}.debug"
+    assert "debug package" in notes[0] and f"--debug-dir DIR with its debug file at DIR{where}" in notes[0]
+
+    doc = json.loads(dump_json_raw(t.pid).stdout)
+    assert len([e for e in doc["errors"] if exe in e and "no symbols" in e]) == 1, doc["errors"]
+
+    # The advice works: the debug file where the note says names the frames.
+    folder = tmp_path / "dbg"
+    (folder / os.path.dirname(where.lstrip("/"))).mkdir(parents=True)
+    shutil.copy(debug, str(folder) + where)
+    res = harness.run_stackpeek(["dump", "--debug-dir", folder, t.pid])
+    assert res.returncode == 0, res.stderr
+    assert "no symbols" not in res.stdout and "?? (nosym_target+" not in res.stdout
+    harness.assert_running(t.pid)
+
+
+def test_a_module_with_symbols_gets_no_such_note(tmp_path):
+    t = harness.start_native_target("pie", tmp_path)
+    res = harness.run_stackpeek(["dump", t.pid])
+    assert res.returncode == 0, res.stderr
+    assert "no symbols or debug information" not in res.stdout
 
 
 # ----------------------------------------------------------------- record -o
