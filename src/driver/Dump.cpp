@@ -58,6 +58,18 @@ void truncateFrames(Process &process, size_t maxFrames) {
     }
 }
 
+// Says once per module that its frames are unnamed and how to add symbols;
+// bounded, as a target can map any number of stripped files.
+void noteModulesWithoutSymbols(const Symbolizer &symbolizer, Process &process) {
+  constexpr size_t kMaxNotes = 10;
+  const std::vector<ModuleWithoutSymbols> &modules = symbolizer.modulesWithoutSymbols();
+  for (size_t i = 0; i < modules.size() && i < kMaxNotes; ++i)
+    process.errors.push_back(missingSymbolsNote(modules[i]));
+  if (modules.size() > kMaxNotes)
+    process.errors.push_back(std::to_string(modules.size() - kMaxNotes) +
+                             " more modules have no symbols or debug information");
+}
+
 // What one attempt saw of the process around it, for dumpProcess to decide
 // whether to take it again.
 struct AttemptNotes {
@@ -159,6 +171,7 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
     }
     process.threads.push_back(std::move(thread));
   }
+  noteModulesWithoutSymbols(symbolizer, process);
   for (const UncapturedThread &u : (*session)->uncaptured()) {
     Thread thread = makeThread(pid, u.tid, facts);
     thread.errors.push_back(u.reason);

@@ -20,6 +20,7 @@
 #include <sys/time.h>
 
 #include "process/ProcFs.h"
+#include "process/PtraceRefusal.h"
 
 namespace stackpeek {
 
@@ -191,20 +192,8 @@ llvm::Error attachError(AttachFailure kind, std::string message) {
   return llvm::make_error<AttachError>(kind, std::move(message));
 }
 
-std::string permissionHint() {
-  std::string hint =
-      "run stackpeek as the target's user with ptrace allowed, or as root / with "
-      "CAP_SYS_PTRACE";
-  auto scope = readSmallFile("/proc/sys/kernel/yama/ptrace_scope", 64);
-  if (scope && !scope->empty() && (*scope)[0] != '0')
-    hint += "; /proc/sys/kernel/yama/ptrace_scope is " +
-            llvm::StringRef(*scope).trim().str() +
-            " (set it to 0, or run as root)";
-  else if (!scope)
-    llvm::consumeError(scope.takeError());
-  hint += "; in a container, start it with --cap-add SYS_PTRACE";
-  return hint;
-}
+// The advice for a refused attach: see PtraceRefusal.h.
+std::string permissionHint(pid_t pid) { return ptraceRefusalHint(readPtraceFacts(pid)); }
 
 // An exec by a thread we hold stops it in PTRACE_EVENT_EXEC, which tells us
 // the snapshot mixes two programs (execSeen). No other option: a seized
@@ -565,7 +554,7 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
                                    " is already traced by pid " + std::to_string(tracer));
           return attachError(AttachFailure::PermissionDenied,
                              "not permitted to attach to pid " + std::to_string(pid_) +
-                                 ": " + permissionHint());
+                                 ": " + permissionHint(pid_));
         }
         uncaptured_.push_back({tid, std::string("cannot attach: ") + strerror(err)});
         continue;

@@ -294,3 +294,48 @@ std::vector<pid_t> childProcesses(pid_t pid) {
 }
 
 } // namespace stackpeek
+
+namespace stackpeek {
+
+namespace {
+// The first word of the command line without its directory. A program that
+// rewrites its title (PostgreSQL's "postgres: checkpointer") leaves one
+// space-separated string, so the word ends at a space too.
+std::string programBaseName(pid_t pid) {
+  auto text = readSmallFile("/proc/" + std::to_string(pid) + "/cmdline", 4096);
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return "";
+  }
+  llvm::StringRef word = llvm::StringRef(*text).split('\0').first.split(' ').first;
+  size_t slash = word.rfind('/');
+  return (slash == llvm::StringRef::npos ? word : word.drop_front(slash + 1)).str();
+}
+} // namespace
+
+std::vector<pid_t> processesNamed(llvm::StringRef name, size_t limit, size_t *total) {
+  std::vector<pid_t> all;
+  if (DIR *dir = ::opendir("/proc")) {
+    while (dirent *ent = ::readdir(dir)) {
+      int pid = 0;
+      if (!llvm::StringRef(ent->d_name).getAsInteger(10, pid) && pid > 0)
+        all.push_back(pid);
+    }
+    ::closedir(dir);
+  }
+  std::sort(all.begin(), all.end());
+  std::vector<pid_t> matches;
+  size_t count = 0;
+  for (pid_t pid : all) {
+    if (threadName(pid, pid) != name && programBaseName(pid) != name)
+      continue;
+    ++count;
+    if (matches.size() < limit)
+      matches.push_back(pid);
+  }
+  if (total)
+    *total = count;
+  return matches;
+}
+
+} // namespace stackpeek

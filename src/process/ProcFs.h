@@ -79,4 +79,10 @@ pid_t liveThreadOf(pid_t pid);
 /// Children of every thread of `pid` (from /proc/PID/task/*/children).
 std::vector<pid_t> childProcesses(pid_t pid);
 
+/// Processes a user may mean by `name`: those whose comm, or whose command
+/// line's first word without its directory, is `name`. In pid order, at most
+/// `limit`; `total` (if given) gets how many matched in all.
+std::vector<pid_t> processesNamed(llvm::StringRef name, size_t limit,
+                                  size_t *total = nullptr);
+
 } // namespace stackpeek

@@ -24,9 +24,12 @@ const NamedFormat kNames[] = {
     {"json", ProfileFormat::Json},
 };
 
-// Longest suffixes first: ".speedscope.json" must win over ".json".
+// Longest suffixes first: ".speedscope.json" must win over ".json". pprof
+// reads its profile gzipped or not, so .pprof and .pb get the same bytes as
+// .pb.gz.
 const NamedFormat kSuffixes[] = {
     {".speedscope.json", ProfileFormat::Speedscope}, {".pb.gz", ProfileFormat::Pprof},
+    {".pprof", ProfileFormat::Pprof},                {".pb", ProfileFormat::Pprof},
     {".folded", ProfileFormat::Collapsed},           {".svg", ProfileFormat::Flamegraph},
     {".txt", ProfileFormat::Collapsed},              {".json", ProfileFormat::Json},
 };

@@ -218,10 +218,14 @@ private:
   OStream &j_;
 };
 
-// One process: one JSON object. Several: an array of them. Which it is is
-// known only at end(), so each document is kept as text until then.
+// One process asked for: one JSON object. Several asked for: an array of
+// those dumped. None dumped: nothing, so stdout never holds a document that
+// looks like a result (the reasons are on stderr). The documents are kept as
+// text until end(), which knows how many there were.
 class JsonRenderer : public Renderer {
 public:
+  explicit JsonRenderer(const RenderOptions &options) : asArray_(options.jsonArray) {}
+
   void render(const Process &process, llvm::raw_ostream &) override {
     std::string text;
     llvm::raw_string_ostream os(text);
@@ -231,7 +235,9 @@ public:
     documents_.push_back(std::move(text));
   }
   void end(llvm::raw_ostream &out) override {
-    if (documents_.size() == 1) {
+    if (documents_.empty()) {
+      // nothing dumped: nothing printed
+    } else if (documents_.size() == 1 && !asArray_) {
       out << documents_.front() << "\n";
     } else {
       // JSON strings hold no raw newline, so indenting every line of a
@@ -246,19 +252,20 @@ public:
           rest = tail;
         }
       }
-      out << (documents_.empty() ? "]\n" : "\n]\n");
+      out << "\n]\n";
     }
     documents_.clear();
   }
 
 private:
+  bool asArray_;
   std::vector<std::string> documents_;
 };
 
 } // namespace
 
-std::unique_ptr<Renderer> makeJsonRenderer(const RenderOptions &) {
-  return std::make_unique<JsonRenderer>();
+std::unique_ptr<Renderer> makeJsonRenderer(const RenderOptions &options) {
+  return std::make_unique<JsonRenderer>(options);
 }
 
 } // namespace stackpeek

@@ -16,6 +16,10 @@ namespace stackpeek {
 
 struct RenderOptions {
   bool native = false; // merged native+Python stacks were requested
+  // JSON: an array even for one process. Set when the caller asked for
+  // several (several pids, a tree), so the shape follows the request and not
+  // how many processes could be dumped (docs/json-format.md).
+  bool jsonArray = false;
 };
 
 class Renderer {

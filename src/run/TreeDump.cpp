@@ -1,8 +1,6 @@
 // TreeDump: per-process dumps with placeholders for failures, and rendering.
 #include "run/TreeDump.h"
 
-#include "llvm/Support/FormatVariadic.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include "process/Attach.h"
@@ -12,19 +10,18 @@
 
 namespace stackpeek {
 
-namespace {
-
-// A process we could not dump, described by what /proc still tells.
-Process placeholder(const TreeNode &node, const std::string &why) {
+Process notDumpedPlaceholder(pid_t pid, pid_t ppid, const std::string &why) {
   Process p;
-  p.pid = node.pid;
-  if (node.ppid)
-    p.parentPid = node.ppid;
-  p.command = commandLine(node.pid);
-  p.executable = executablePath(node.pid);
+  p.pid = pid;
+  if (ppid)
+    p.parentPid = ppid;
+  p.command = commandLine(pid);
+  p.executable = executablePath(pid);
   p.errors.push_back("not dumped: " + why);
   return p;
 }
+
+namespace {
 
 std::string summaryLine(const Process &p, unsigned depth) {
   std::string line(2 + 2 * depth, ' ');
@@ -35,24 +32,6 @@ std::string summaryLine(const Process &p, unsigned depth) {
   if (!p.errors.empty() && p.threads.empty())
     line += "  [" + escapeForTerminal(p.errors.back()) + "]";
   return line + "\n";
-}
-
-// The JSON renderer prints one object for one process; a tree dump is read
-// by scripts, which are simpler with one shape, so wrap it.
-std::string asArray(const std::string &document) {
-  auto parsed = llvm::json::parse(document);
-  if (!parsed) {
-    llvm::consumeError(parsed.takeError());
-    return document;
-  }
-  if (parsed->kind() == llvm::json::Value::Array)
-    return document;
-  llvm::json::Array one;
-  one.push_back(std::move(*parsed));
-  std::string out;
-  llvm::raw_string_ostream os(out);
-  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(one))) << "\n";
-  return os.str();
 }
 
 } // namespace
@@ -76,7 +55,7 @@ TreeDumpResult dumpTree(const ProcessTree &tree, const DumpOptions &options) {
           [&](const llvm::ErrorInfoBase &e) { why = e.message(); });
       if (exited && !processExists(node.pid))
         continue; // gone since the scan: not part of the hang
-      result.processes.push_back(placeholder(node, why));
+      result.processes.push_back(notDumpedPlaceholder(node.pid, node.ppid, why));
     }
     result.depths.push_back(node.depth);
   }
@@ -86,6 +65,7 @@ TreeDumpResult dumpTree(const ProcessTree &tree, const DumpOptions &options) {
 std::string renderTreeDump(const TreeDumpResult &dump, bool json, bool native) {
   RenderOptions renderOptions;
   renderOptions.native = native;
+  renderOptions.jsonArray = true; // scripts read one shape, whatever the tree's size
   auto renderer = json ? makeJsonRenderer(renderOptions) : makeTextRenderer(renderOptions);
   std::string out;
   llvm::raw_string_ostream os(out);
@@ -104,7 +84,7 @@ std::string renderTreeDump(const TreeDumpResult &dump, bool json, bool native) {
     renderer->render(p, os);
   renderer->end(os);
   os.flush();
-  return json ? asArray(out) : out;
+  return out;
 }
 
 } // namespace stackpeek

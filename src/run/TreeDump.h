@@ -23,6 +23,10 @@ struct TreeDumpResult {
   bool truncated = false;
 };
 
+/// A process that could not be dumped, described by what /proc still tells
+/// (command line, executable) and why, so it keeps its place in a tree.
+Process notDumpedPlaceholder(pid_t pid, pid_t ppid, const std::string &why);
+
 /// Dumps each node of `tree` in order.
 TreeDumpResult dumpTree(const ProcessTree &tree, const DumpOptions &options);
 

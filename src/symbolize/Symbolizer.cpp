@@ -126,6 +126,7 @@ struct Symbolizer::Module {
   std::vector<Symbol> symbols;    // fallback names
   // Results per (vaddr, exact): many threads share the same return addresses.
   std::map<std::pair<uint64_t, bool>, std::vector<Frame>> cache;
+  bool listedWithoutSymbols = false; // in withoutSymbols_ already
 };
 
 Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {}
@@ -220,12 +221,25 @@ std::vector<Frame> Symbolizer::symbolize(const std::vector<MapEntry> &maps,
   uint64_t lookupAddr = exactAddress ? *vaddr : *vaddr - 1;
   auto key = std::make_pair(lookupAddr, exactAddress);
   auto cached = module.cache.find(key);
-  if (cached == module.cache.end())
+  if (cached == module.cache.end()) {
     cached = module.cache.emplace(key, lookup(module, lookupAddr, base)).first;
+    noteIfUnnamed(module, mapping->path, cached->second);
+  }
   std::vector<Frame> frames = cached->second;
   for (Frame &f : frames)
     f.address = address; // the cache is per module address, not per mapping
   return frames;
+}
+
+// Only a module without any DWARF is listed: one with DWARF that misses an
+// address (hand-written assembly, say) has nothing a debug package would add.
+void Symbolizer::noteIfUnnamed(Module &module, const std::string &path,
+                               const std::vector<Frame> &frames) {
+  if (module.listedWithoutSymbols || !module.main || frames.back().function ||
+      (module.dwarf && module.dwarf->context))
+    return;
+  module.listedWithoutSymbols = true;
+  withoutSymbols_.push_back({path, module.main->buildId(), module.main->debugLink()});
 }
 
 std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Frame &base) {
@@ -266,6 +280,23 @@ std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Fram
   if (const Symbol *sym = symbolAt(module.symbols, vaddr))
     outer.function = demangleGnuStyle(withoutSymbolVersion(sym->name));
   return frames;
+}
+
+std::string missingSymbolsNote(const ModuleWithoutSymbols &module) {
+  std::string note = module.path + " has no symbols or debug information, so its frames show "
+                     "as ??: install the distribution's debug package for it (Debian: its "
+                     "-dbgsym package; find-dbgsym-packages from debian-goodies names it)";
+  const std::string &id = module.buildId;
+  if (id.size() > 2)
+    note += ", or pass --debug-dir DIR with its debug file at DIR/.build-id/" + id.substr(0, 2) +
+            "/" + id.substr(2) + ".debug";
+  else if (module.debugLink)
+    note += ", or pass --debug-dir DIR with its debug file at DIR" +
+            llvm::sys::path::parent_path(module.path).str() + "/" + *module.debugLink;
+  else
+    note += "; it has no build-id or debug link to find a debug file by, so only an "
+            "unstripped build would name its frames";
+  return note;
 }
 
 } // namespace stackpeek

@@ -13,6 +13,9 @@
 // paid once per dump (or per recording), and identical stacks in many
 // threads cost one lookup.
 //
+// A module with no DWARF that leaves a frame unnamed is listed once
+// (modulesWithoutSymbols), so the dump can say how to add its symbols.
+//
 // Return addresses point after the call; we look up address-1 so the line is
 // the call site's, except for the innermost frame and signal frames, whose
 // address is the exact instruction.
@@ -20,6 +23,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +43,20 @@ struct SymbolizerOptions {
   std::vector<std::string> debugDirs;
 };
 
+/// A module whose frames could not be named: it has no debug information
+/// (neither in itself nor in a separate debug file found) and no symbol
+/// covering those addresses. What a user needs to add its symbols.
+struct ModuleWithoutSymbols {
+  std::string path;    // as in /proc/PID/maps
+  std::string buildId; // lowercase hex, empty if the file has no build-id note
+  std::optional<std::string> debugLink; // its .gnu_debuglink file name
+};
+
+/// The note that says `module` has no symbols and how to add them: the
+/// distribution's debug package, or --debug-dir with the debug file where
+/// the symbolizer looks for it (by build-id, else by debug link).
+std::string missingSymbolsNote(const ModuleWithoutSymbols &module);
+
 class Symbolizer {
 public:
   explicit Symbolizer(SymbolizerOptions options);
@@ -49,6 +67,12 @@ public:
   std::vector<Frame> symbolize(const std::vector<MapEntry> &maps, uint64_t address,
                                bool exactAddress);
 
+  /// Every module that left a frame unnamed so far, once each, in the
+  /// order their first unnamed frame was seen.
+  const std::vector<ModuleWithoutSymbols> &modulesWithoutSymbols() const {
+    return withoutSymbols_;
+  }
+
 private:
   struct Module;
   Module &moduleFor(const MapEntry &mapping);
@@ -57,9 +81,11 @@ private:
                                              const std::string &wantBuildId);
 
   std::vector<Frame> lookup(Module &module, uint64_t vaddr, const Frame &base);
+  void noteIfUnnamed(Module &module, const std::string &path, const std::vector<Frame> &frames);
 
   SymbolizerOptions options_;
   std::map<std::pair<std::string, uint64_t>, std::unique_ptr<Module>> modules_;
+  std::vector<ModuleWithoutSymbols> withoutSymbols_;
 };
 
 } // namespace stackpeek

@@ -12,6 +12,8 @@ TEST(ProfileWriter, FormatFromFileName) {
   EXPECT_EQ(formatFromFileName("/tmp/x.speedscope.json"), ProfileFormat::Speedscope);
   EXPECT_EQ(formatFromFileName("x.json"), ProfileFormat::Json);
   EXPECT_EQ(formatFromFileName("cpu.pb.gz"), ProfileFormat::Pprof);
+  EXPECT_EQ(formatFromFileName("cpu.pb"), ProfileFormat::Pprof);
+  EXPECT_EQ(formatFromFileName("cpu.pprof"), ProfileFormat::Pprof);
   EXPECT_EQ(formatFromFileName("stacks.txt"), ProfileFormat::Collapsed);
   EXPECT_EQ(formatFromFileName("stacks.folded"), ProfileFormat::Collapsed);
   EXPECT_EQ(formatFromFileName("OUT.SVG"), ProfileFormat::Flamegraph);

@@ -6,16 +6,20 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <thread>
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include "Commands.h"
 #include "driver/Recorder.h"
 #include "profile/ProfileWriter.h"
+#include "render/Escape.h"
 #include "run/Spawn.h"
 
 namespace stackpeek::tool {
@@ -43,9 +47,13 @@ Examples:
   stackpeek record --pid 1234 -o cpu.svg -o cpu.pb.gz         # one recording, two formats
 
 The format follows the file name (.svg flame graph, .speedscope.json
-speedscope, .pb.gz pprof, .txt/.folded collapsed stacks, .json raw samples)
-unless --format says otherwise. Recording stops at --duration, when the
-target exits, or on Ctrl-C; the profile is written in every case.
+speedscope, .pb.gz/.pb/.pprof pprof, .txt/.folded collapsed stacks, .json raw
+samples) unless --format says otherwise. Every output is checked (folder
+exists and is writable, format known) before sampling starts. Recording
+stops at --duration, when the target exits, or on Ctrl-C; the profile is
+written in every case. A command started by record (after --) that is still
+running when recording stops is sent SIGTERM (SIGKILL if it has not exited
+5 s later).
 
 By default only threads on a CPU are sampled. For Python stacks one thread
 is paused per sample, for about 0.1 ms: the one that last held the GIL (the
@@ -128,6 +136,24 @@ std::optional<ProfileFormat> chooseFormat(const RecordArgs &args, const std::str
   return formatFromFileName(output);
 }
 
+// Why `path` could not be written once the recording ends, "" if it can: a
+// missing or read-only folder must be found before sampling, not after.
+std::string unwritableOutput(const std::string &path) {
+  llvm::StringRef parent = llvm::sys::path::parent_path(path);
+  std::string folder = parent.empty() ? "." : parent.str();
+  if (llvm::sys::fs::is_directory(path))
+    return "it is a folder";
+  if (!llvm::sys::fs::exists(folder))
+    return "folder " + escapeForTerminal(folder) + " does not exist (create it first)";
+  if (!llvm::sys::fs::is_directory(folder))
+    return escapeForTerminal(folder) + " is not a folder";
+  if (::access(folder.c_str(), W_OK | X_OK) != 0)
+    return "folder " + escapeForTerminal(folder) + " is not writable (" + strerror(errno) + ")";
+  if (llvm::sys::fs::exists(path) && ::access(path.c_str(), W_OK) != 0)
+    return std::string("the file is not writable (") + strerror(errno) + ")";
+  return "";
+}
+
 // Writes every requested file from the one recording; "" or the first error.
 std::string writeOutputs(const Profile &profile, const RecordArgs &args,
                          const std::vector<ProfileFormat> &formats, std::string &written) {
@@ -207,11 +233,17 @@ int runRecord(RecordArgs &args) {
   for (const std::string &output : args.outputs) {
     auto format = chooseFormat(args, output);
     if (!format) {
-      llvm::errs() << "stackpeek: cannot tell the format from '" << output
-                   << "'; name it .svg, .speedscope.json, .pb.gz, .folded or .json, or pass --format\n";
+      llvm::errs() << "stackpeek: cannot tell the format from '" << escapeForTerminal(output)
+                   << "'; name it .svg, .speedscope.json, .pb.gz, .pb, .pprof, .txt, .folded "
+                      "or .json, or pass --format\n";
       return kUsage;
     }
     formats.push_back(*format);
+    if (std::string problem = unwritableOutput(output); !problem.empty()) {
+      llvm::errs() << "stackpeek: cannot write " << escapeForTerminal(output) << ": " << problem
+                   << "; nothing was recorded\n";
+      return kUsage;
+    }
   }
   args.options.rateHz = args.rate;
   if (args.duration > 0)
