@@ -33,7 +33,7 @@ const std::map<std::string, FuzzFn> &targets() {
   return t;
 }
 
-fs::path fuzzDir() { return fs::path(__FILE__).parent_path().parent_path() / "fuzz"; }
+fs::path fuzzDir() { return fs::path(STACKPEEK_FUZZ_DIR); }
 
 // Runs every file of <kind>/<target>/; returns how many ran.
 size_t replay(const std::string &kind, const std::string &target) {
