@@ -129,6 +129,7 @@ void ProcessSampler::readProcess(bool newImage) {
     symOptions.rootPrefix = "/proc/" + std::to_string(pid_) + "/root";
     symOptions.debugDirs = options_.debugDirs;
     symbolizer_ = std::make_unique<Symbolizer>(symOptions);
+    notedModules_ = 0;
   }
   codes_ = python::CodeCache(/*persistent=*/true);
   lastChains_.clear();
@@ -537,6 +538,14 @@ bool ProcessSampler::sameChainAsLast(const python::CapturedThread &t, const Chai
   return memo != lastChains_.end() && memo->second.key == key;
 }
 
+// A module that left a frame unnamed for lack of symbols is said once, in
+// the summary (the symbolizer lists each once; only new ones are copied).
+void ProcessSampler::noteModulesWithoutSymbols(SamplerStats &stats) {
+  const std::vector<ModuleWithoutSymbols> &modules = symbolizer_->modulesWithoutSymbols();
+  for (; notedModules_ < modules.size(); ++notedModules_)
+    stats.notes.insert(missingSymbolsNote(modules[notedModules_]));
+}
+
 // Decodes and records one pass, after the target runs again.
 //
 // A thread whose Python chain is the one of its last sample (the same code
@@ -632,6 +641,7 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
         continue;
       }
       native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, regs->regs, thread.errors);
+      noteModulesWithoutSymbols(stats);
     }
     if (py != pythonByTid.end())
       applyPython(thread, py->second, std::move(native), options_.native);

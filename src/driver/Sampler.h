@@ -56,6 +56,7 @@ struct SamplerStats {
   uint64_t pauseMaxUs = 0;
   uint64_t threadsStopped = 0;  // summed over pauses
   std::map<std::string, uint64_t> failures; // why samples failed -> count
+  std::set<std::string> notes; // said once each: modules without symbols
 };
 
 class ProcessSampler {
@@ -147,6 +148,8 @@ private:
   std::optional<python::Interpreter> interp_;
   std::unique_ptr<Unwinder> unwinder_;
   std::unique_ptr<Symbolizer> symbolizer_;
+  size_t notedModules_ = 0; // of symbolizer_->modulesWithoutSymbols(), in stats.notes
+  void noteModulesWithoutSymbols(SamplerStats &stats);
   ThreadActivity activity_;
   python::CodeCache codes_{/*persistent=*/true};
   python::ThreadStateHints tstateHints_;

@@ -253,6 +253,19 @@ def test_a_module_without_symbols_is_named_once_with_how_to_add_them(tmp_path):
     harness.assert_running(t.pid)
 
 
+def test_record_names_a_module_without_symbols_once_in_its_summary(tmp_path):
+    t, exe, _ = start_symbolless_copy(tmp_path)
+    out = tmp_path / "p.folded"
+    res = harness.run_stackpeek(["record", "--pid", t.pid, "--native", "--idle",
+                                 "--duration", "0.5", "-o", out])
+    assert res.returncode == 0, res.stderr
+    assert "nosym_target" in out.read_text()  # its unnamed frames, by module
+    notes = [line for line in res.stderr.splitlines()
+             if "Note: " in line and "no symbols or debug information" in line]
+    assert len(notes) == 1 and exe in notes[0], res.stderr
+    harness.assert_running(t.pid)
+
+
 def test_a_module_with_symbols_gets_no_such_note(tmp_path):
     t = harness.start_native_target("pie", tmp_path)
     res = harness.run_stackpeek(["dump", t.pid])

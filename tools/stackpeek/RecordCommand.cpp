@@ -128,6 +128,14 @@ void printSummary(const Profile &profile, const Recorder &recorder, double cpu,
     llvm::errs() << "  " << s.dropped << " samples dropped (torn or undecodable)\n";
   for (const auto &[why, count] : s.failures)
     llvm::errs() << "  " << count << " x " << why << "\n";
+  constexpr size_t kMaxNotes = 10; // a target can map any number of stripped files
+  size_t shown = 0;
+  for (const std::string &note : s.notes)
+    if (shown++ < kMaxNotes)
+      llvm::errs() << "  Note: " << note << "\n";
+  if (s.notes.size() > kMaxNotes)
+    llvm::errs() << "  Note: " << s.notes.size() - kMaxNotes
+                 << " more modules have no symbols or debug information\n";
 }
 
 std::optional<ProfileFormat> chooseFormat(const RecordArgs &args, const std::string &output) {
