@@ -123,6 +123,22 @@ def test_record_of_a_starved_target_never_holds_it_and_ends_when_it_exits(tmp_pa
     assert out.stat().st_size > 0, "no samples recorded"
 
 
+@pytest.mark.parametrize("how", ["idle", "pinned"])
+def test_dump_of_a_starved_target_captures_every_thread_and_lets_it_go(how):
+    target = harness.start_target([PYTHON, SPLIT, "{ready_fd}", "0", "--threads-sleeping", "2"])
+    hogs = starve(target.pid, how)
+    for _ in range(3):
+        doc = harness.dump_json(target.pid)
+        # A runnable thread is waited for, not given up on: all three stopped.
+        assert len(doc["threads"]) == 3, doc
+        for t in doc["threads"]:
+            assert not any("not captured" in e for e in t["errors"]), t["errors"]
+        stopped = {tid: s for tid, s in harness.thread_states(target.pid).items() if s in "tT"}
+        assert not stopped, f"threads left stopped after the dump: {stopped}"
+    for hog in hogs:
+        hog.kill()
+
+
 def hooked_stackpeek(args, stage):
     """stackpeek with the test hook at `stage`; returns (proc, write end)."""
     r, w = os.pipe()
