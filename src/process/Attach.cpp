@@ -729,7 +729,6 @@ void releaseStrayTracees() {
   }
 }
 
-size_t strayTraceeCount() { return gStrays.size(); }
 
 // Threads in a call that a signal would interrupt with EINTR (epoll_wait,
 // accept, ...; stopInterruptsWithEintr) are let go last. While any thread

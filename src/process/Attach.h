@@ -171,8 +171,6 @@ private:
 /// attach and detach calls it; a long-running caller (record's loop) calls
 /// it on every tick, so a stray is held at most one tick after its stop.
 void releaseStrayTracees();
-/// How many strays are left (for tests and the summary).
-size_t strayTraceeCount();
 
 /// For tests: called with "seized" once a batch of threads is seized and
 /// with "interrupted" once it is interrupted, before any wait, so a test can
