@@ -12,8 +12,10 @@
 //  - ≤3.10 frames: tstate->frame, then f_back. 3.11/3.12: tstate->cframe->
 //    current_frame, then `previous`; 3.13+: tstate->current_frame.
 //  - 3.11 marks the first frame of each eval activation with is_entry; 3.12+
-//    pushes a shim frame (owner FRAME_OWNED_BY_CSTACK) below it, which is not
-//    a Python frame: we drop it and mark the frame above it as the entry.
+//    pushes a shim frame (owner FRAME_OWNED_BY_CSTACK; 3.14 also
+//    FRAME_OWNED_BY_INTERPRETER, 3.15 only that) below it, which is not a
+//    Python frame: we drop it and mark the frame above it as the entry.
+//  - 3.14+ f_executable is a _PyStackRef: its low two bits are tags.
 //  - GIL holder: *_PyThreadState_Current (2.7/3.6),
 //    _PyRuntime.gilstate.tstate_current (3.7-3.11), or the interpreter's GIL
 //    struct `locked ? last_holder : none` (3.12+).
@@ -204,7 +206,7 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
     }
     CapturedFrame f;
     f.frameAddr = frameAddr;
-    f.codeAddr = frame->pointer(l.frameCode);
+    f.codeAddr = frame->pointer(l.frameCode) & ~l.executableTagBits;
     if (l.frameModel == FrameModel::FrameObject) {
       f.lasti = frame->get<int32_t>(l.frameLasti).value_or(-1);
       f.entry = true; // ≤3.10: one eval-loop call per frame
@@ -212,9 +214,11 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
       f.instrPtr = frame->pointer(l.frameInstrPtr);
       f.owner = l.frameOwner ? frame->get<uint8_t>(*l.frameOwner).value_or(0) : 0;
       f.entry = l.frameIsEntry && frame->get<uint8_t>(*l.frameIsEntry).value_or(0);
+      if (l.frameTlbcIndex)
+        f.tlbcIndex = frame->get<int32_t>(*l.frameTlbcIndex).value_or(0);
     }
     frameAddr = frame->pointer(l.frameBack);
-    if (l.ownerCStack && f.owner == *l.ownerCStack) {
+    if (l.firstShimOwner && f.owner >= *l.firstShimOwner) {
       // Shim frame: not Python code, but it closes the activation above it.
       if (!out.frames.empty())
         out.frames.back().entry = true;

@@ -33,6 +33,8 @@ llvm::Expected<CodeInfo> readCodeObject(const Layout &l, MemorySource &mem,
   info.lineTable = std::move(*table);
   if (l.coFirstTraceable)
     info.firstTraceable = co.get<int32_t>(*l.coFirstTraceable).value_or(0);
+  if (l.coTlbc)
+    info.tlbc = co.pointer(*l.coTlbc);
   return info;
 }
 

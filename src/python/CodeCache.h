@@ -34,6 +34,7 @@ struct CodeInfo {
   int firstLineno = 0;
   std::vector<uint8_t> lineTable;
   int64_t firstTraceable = 0; // code units (3.11+)
+  uint64_t tlbc = 0; // free-threaded 3.14+: co_tlbc, the per-thread copies
   std::optional<std::string> error;
 
   /// The source position of instruction `at` (a code unit, or f_lasti

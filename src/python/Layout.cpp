@@ -3,6 +3,8 @@
 // below was checked with offsetof() against that version's installed headers.
 #include "python/Layout.h"
 
+#include "python/DebugOffsets.h"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -49,14 +51,14 @@ void computeCopySizes(Layout &l) {
                           ? l.gcCollecting
                           : std::nullopt});
   l.tstateSize = end({l.tstateNext, l.tstateInterp, l.tstateFrame,
-                      l.tstateThreadId, l.tstateNativeThreadId});
+                      l.tstateThreadId, l.tstateNativeThreadId, l.tstateHoldsGil});
   l.frameSize = end({l.frameBack, l.frameCode,
                      l.frameModel == FrameModel::FrameObject
                          ? std::optional<uint32_t>(l.frameLasti)
                          : std::optional<uint32_t>(l.frameInstrPtr),
-                     l.frameIsEntry, l.frameOwner});
+                     l.frameIsEntry, l.frameOwner, l.frameTlbcIndex});
   l.codeSize = end({l.coFilename, l.coName, l.coQualname, l.coFirstLineno,
-                    l.coLineTable, l.coFirstTraceable});
+                    l.coLineTable, l.coFirstTraceable, l.coTlbc});
 }
 
 Layout py27() {
@@ -180,7 +182,7 @@ Layout py312() {
   l.tstateFrame = 56, l.cframeCurrentFrame = 0;
   l.tstateThreadId = 136, l.tstateNativeThreadId = 144;
   l.frameBack = 8, l.frameCode = 0;
-  l.frameOwner = 70, l.ownerCStack = 3;
+  l.frameOwner = 70, l.firstShimOwner = 3;
   l.coFirstLineno = 68, l.coCodeAdaptive = 192, l.coFirstTraceable = 176;
   l.htCachedKeys = 880;
   l.asciiObjectSize = 40, l.compactUnicodeSize = 56;
@@ -200,13 +202,25 @@ Layout py313() {
   l.tstateFrame = 72;
   l.tstateThreadId = 152, l.tstateNativeThreadId = 160;
   l.frameBack = 8, l.frameCode = 0;
-  l.frameOwner = 70, l.ownerCStack = 3;
+  l.frameOwner = 70, l.firstShimOwner = 3;
   l.coFirstLineno = 68, l.coCodeAdaptive = 200, l.coFirstTraceable = 184;
   l.htCachedKeys = 880;
   l.asciiObjectSize = 40, l.compactUnicodeSize = 56;
   l.dictValuesArray = 8;
   l.instanceDict = InstanceDictModel::Inline313;
   l.intModel = IntModel::LvTag;
+  return l;
+}
+
+// 3.14.7 (gdb's offsets on a build with DWARF). f_executable became a
+// tagged _PyStackRef; owners INTERPRETER (3) and CSTACK (4) are both shims.
+Layout py314() {
+  Layout l = py313();
+  l.version = {3, 14, 0, 0};
+  l.interpModules = 7688;
+  l.frameOwner = 74;
+  l.executableTagBits = 3;
+  l.coCodeAdaptive = 208, l.coFirstTraceable = 192;
   return l;
 }
 
@@ -228,6 +242,8 @@ std::optional<Layout> builtinLayout(int major, int minor) {
     l = py312();
   else if (major == 3 && minor == 13)
     l = py313();
+  else if (major == 3 && minor == 14)
+    l = py314();
   if (l)
     computeCopySizes(*l);
   return l;
@@ -237,163 +253,130 @@ std::optional<Layout> builtinLayout(int major, int minor) {
 
 namespace {
 
-// Positions (in 8-byte words from the start of _Py_DebugOffsets) of the
-// fields we use, for one minor version's struct. 3.14 inserted fields, so each
-// minor version needs its own row; the cookie (word 0) and version (word 1)
-// never move.
-struct DebugOffsetsPositions {
-  int minor;
-  unsigned words; // total size of the struct, in words
-  unsigned runtimeSize, interpretersHead;
-  unsigned interpSize, interpNext, threadsHead, importsModules, cevalGil,
-      gilRuntimeState, gilLocked, gilHolder;
-  unsigned tstateSize, tstateNext, tstateInterp, currentFrame, threadId,
-      nativeThreadId;
-  unsigned frameSize, framePrevious, frameExecutable, frameInstrPtr,
-      frameOwner;
-  unsigned codeSize, coFilename, coName, coQualname, coLinetable,
-      coFirstlineno, coCodeAdaptive;
-  unsigned obType, tpName, tpFlags;
-  unsigned dictKeys, dictValues;
-  unsigned bytesSize, bytesSval;
-  unsigned unicodeState, unicodeLength, asciiObjectSize;
-  unsigned interpGc, gcSize, gcCollecting;
-};
-
-// From Include/internal/pycore_runtime.h of 3.13.0.
-constexpr DebugOffsetsPositions kDebugOffsets313 = {
-    13, 73,
-    /*runtime*/ 3, 5,
-    /*interp*/ 6, 8, 9, 11, 14, 15, 17, 18,
-    /*tstate*/ 19, 21, 22, 23, 24, 25,
-    /*frame*/ 28, 29, 30, 31, 33,
-    /*code*/ 34, 35, 36, 37, 38, 39, 43,
-    /*object, type*/ 45, 47, 49,
-    /*dict*/ 57, 58,
-    /*bytes*/ 65, 66,
-    /*unicode*/ 68, 69, 70,
-    /*interp.gc, gc*/ 10, 71, 72,
-};
-
-const DebugOffsetsPositions *debugOffsetsPositionsFor(int minor) {
-  static constexpr std::array kAll = {kDebugOffsets313};
-  for (const auto &p : kAll)
-    if (p.minor == minor)
-      return &p;
-  return nullptr;
-}
-
 llvm::Error invalid(const std::string &why) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  "invalid _Py_DebugOffsets: %s", why.c_str());
 }
 
-// Debug offsets are untrusted data too: offsets must be plausible and fit
-// inside the struct sizes they claim, or we would read garbage confidently.
-bool withinStruct(uint64_t offset, uint64_t size, uint64_t fieldLen = 8) {
-  return size <= (1u << 20) && offset + fieldLen <= size;
+// Overlays every field the table has onto `l`.
+void overlayPublished(const DebugOffsets &d, Layout &l) {
+  auto put = [&](DebugField f, auto &field) {
+    if (auto v = d.get(f))
+      field = static_cast<uint32_t>(*v);
+  };
+  auto putOptional = [&](DebugField f, std::optional<uint32_t> &field) {
+    if (auto v = d.get(f))
+      field = static_cast<uint32_t>(*v);
+  };
+  putOptional(DebugField::InterpretersHead, l.runtimeInterpretersHead);
+  put(DebugField::InterpNext, l.interpNext);
+  put(DebugField::ThreadsHead, l.interpThreadsHead);
+  put(DebugField::ImportsModules, l.interpModules);
+  putOptional(DebugField::CevalGil, l.interpGilPointer);
+  put(DebugField::TstateNext, l.tstateNext);
+  put(DebugField::TstateInterp, l.tstateInterp);
+  put(DebugField::CurrentFrame, l.tstateFrame);
+  put(DebugField::ThreadId, l.tstateThreadId);
+  putOptional(DebugField::NativeThreadId, l.tstateNativeThreadId);
+  putOptional(DebugField::HoldsGil, l.tstateHoldsGil);
+  put(DebugField::FramePrevious, l.frameBack);
+  put(DebugField::FrameExecutable, l.frameCode);
+  put(DebugField::FrameInstrPtr, l.frameInstrPtr);
+  putOptional(DebugField::FrameOwner, l.frameOwner);
+  put(DebugField::CoFilename, l.coFilename);
+  put(DebugField::CoName, l.coName);
+  putOptional(DebugField::CoQualname, l.coQualname);
+  put(DebugField::CoLinetable, l.coLineTable);
+  put(DebugField::CoFirstlineno, l.coFirstLineno);
+  putOptional(DebugField::CoCodeAdaptive, l.coCodeAdaptive);
+  put(DebugField::ObType, l.obType);
+  put(DebugField::TpName, l.tpName);
+  put(DebugField::TpFlags, l.tpFlags);
+  put(DebugField::TpBasicsize, l.tpBasicSize);
+  put(DebugField::TpDictoffset, l.tpDictOffset);
+  put(DebugField::DictKeys, l.dictKeys);
+  put(DebugField::DictValues, l.dictValues);
+  put(DebugField::LongTag, l.intHeader);
+  put(DebugField::LongDigit, l.intDigits);
+  put(DebugField::BytesObSize, l.bytesSize);
+  put(DebugField::BytesSval, l.bytesData);
+  put(DebugField::UnicodeState, l.unicodeState);
+  put(DebugField::UnicodeLength, l.unicodeLength);
+  put(DebugField::AsciiObjectSize, l.asciiObjectSize);
+  put(DebugField::CompactUnicodeSize, l.compactUnicodeSize);
+  if (d.get(DebugField::InterpGc) && d.get(DebugField::GcCollecting))
+    l.gcCollecting = static_cast<uint32_t>(*d.get(DebugField::InterpGc) +
+                                           *d.get(DebugField::GcCollecting));
+  l.cframeCurrentFrame.reset();
+}
+
+// The GIL struct's fields are published relative to the interpreter; ours
+// are relative to the struct. Its waiters' futexes are not published: they
+// follow `locked` and `last_holder` when both moved by the same amount (a
+// free-threaded build's `enabled` counter in front of them), else unknown.
+void overlayGil(const DebugOffsets &d, const Layout &base, Layout &l) {
+  auto gil = d.get(DebugField::GilRuntimeState);
+  auto holder = d.get(DebugField::GilHolder), locked = d.get(DebugField::GilLocked);
+  if (!gil || !holder || !locked) {
+    l.gilLock = GilLockModel::Unknown;
+    return;
+  }
+  l.gilLastHolder = static_cast<uint32_t>(*holder - *gil);
+  l.gilLocked = static_cast<uint32_t>(*locked - *gil);
+  int64_t moved = int64_t(l.gilLastHolder) - int64_t(base.gilLastHolder);
+  if (int64_t(l.gilLocked) - int64_t(base.gilLocked) != moved || moved < 0) {
+    l.gilLock = GilLockModel::Unknown;
+    return;
+  }
+  l.gilInterval += moved, l.gilSwitchNumber += moved;
+  l.gilWaitBegin += moved, l.gilWaitEnd += moved;
+  if (d.freeThreaded)
+    l.gilEnabled = static_cast<uint32_t>(d.get(DebugField::GilEnabled).value_or(0));
+}
+
+// Fields of objects that the table does not cover sit after the object
+// header, which a free-threaded build makes larger (ob_tid, ob_ref_local,
+// ob_ref_shared ahead of ob_type): they move by as much as ob_type did.
+void shiftUnpublishedObjectFields(const DebugOffsets &d, const Layout &base, Layout &l) {
+  uint32_t shift = l.obType - base.obType;
+  if (shift == 0)
+    return;
+  if (!d.get(DebugField::TpDictoffset))
+    l.tpDictOffset = base.tpDictOffset + shift;
+  if (!d.get(DebugField::TpBasicsize))
+    l.tpBasicSize = base.tpBasicSize + shift;
+  if (!d.get(DebugField::CompactUnicodeSize))
+    l.compactUnicodeSize = base.compactUnicodeSize + shift;
+  if (base.htCachedKeys)
+    l.htCachedKeys = *base.htCachedKeys + shift;
+  if (base.coFirstTraceable)
+    l.coFirstTraceable = *base.coFirstTraceable + shift;
+  l.dictUsed = base.dictUsed + shift;
+  l.moduleDict = base.moduleDict + shift;
 }
 
 } // namespace
 
-llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem,
-                                              uint64_t runtimeAddr) {
-  uint64_t head[3];
-  if (llvm::Error err = mem.readExact(runtimeAddr, head, sizeof head))
-    return std::move(err);
-  if (std::memcmp(head, kDebugOffsetsCookie, 8) != 0)
-    return invalid("cookie mismatch");
-  PythonVersion version = PythonVersion::fromHex(head[1]);
-  if (version.major != 3 || version.minor < 13)
-    return invalid("version " + version.toString() + " has no debug offsets");
-  if (head[2] != 0)
-    return invalid("free-threaded builds are not supported");
-  const DebugOffsetsPositions *pos = debugOffsetsPositionsFor(version.minor);
-  std::optional<Layout> base = builtinLayout(3, version.minor);
-  if (!pos || !base)
-    return invalid("no table for CPython " + version.toString());
-
-  std::vector<uint64_t> w(pos->words);
-  if (llvm::Error err = mem.readExact(runtimeAddr, w.data(), w.size() * 8))
-    return std::move(err);
-
+llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &d) {
+  int minor = d.orderGuessed ? newestDebugOffsetsMinor() : d.version.minor;
+  std::optional<Layout> base = builtinLayout(3, minor);
+  if (!base)
+    return invalid("no table for CPython " + d.version.toString());
+  uint64_t obType = d.get(DebugField::ObType).value_or(0);
+  if (obType < base->obType || obType > base->obType + 64)
+    return invalid("ob_type at " + std::to_string(obType));
   Layout l = *base;
-  l.version = version;
-  struct Check { uint64_t offset, size; const char *name; uint64_t len = 8; };
-  const Check checks[] = {
-      {w[pos->interpretersHead], w[pos->runtimeSize], "interpreters_head"},
-      {w[pos->interpNext], w[pos->interpSize], "interp.next"},
-      {w[pos->threadsHead], w[pos->interpSize], "threads_head"},
-      {w[pos->importsModules], w[pos->interpSize], "imports_modules"},
-      {w[pos->cevalGil], w[pos->interpSize], "ceval_gil"},
-      {w[pos->gilHolder], w[pos->interpSize], "gil holder"},
-      {w[pos->gilLocked], w[pos->interpSize], "gil locked"},
-      {w[pos->tstateNext], w[pos->tstateSize], "tstate.next"},
-      {w[pos->tstateInterp], w[pos->tstateSize], "tstate.interp"},
-      {w[pos->currentFrame], w[pos->tstateSize], "current_frame"},
-      {w[pos->threadId], w[pos->tstateSize], "thread_id"},
-      {w[pos->nativeThreadId], w[pos->tstateSize], "native_thread_id"},
-      {w[pos->framePrevious], w[pos->frameSize], "frame.previous"},
-      {w[pos->frameExecutable], w[pos->frameSize], "frame.executable"},
-      {w[pos->frameInstrPtr], w[pos->frameSize], "frame.instr_ptr"},
-      {w[pos->frameOwner], w[pos->frameSize], "frame.owner", 1},
-      {w[pos->coFilename], w[pos->codeSize], "co_filename"},
-      {w[pos->coName], w[pos->codeSize], "co_name"},
-      {w[pos->coQualname], w[pos->codeSize], "co_qualname"},
-      {w[pos->coLinetable], w[pos->codeSize], "co_linetable"},
-      {w[pos->coFirstlineno], w[pos->codeSize], "co_firstlineno"},
-      // co_code_adaptive is a flexible array: it may start at the very end.
-      {w[pos->coCodeAdaptive], w[pos->codeSize], "co_code_adaptive", 0},
-  };
-  for (const Check &c : checks)
-    if (!withinStruct(c.offset, c.size, c.len))
-      return invalid(std::string(c.name) + " outside its struct");
-  if (w[pos->gilHolder] < w[pos->gilRuntimeState] ||
-      w[pos->gilLocked] < w[pos->gilRuntimeState])
-    return invalid("GIL fields precede the GIL struct");
-  if (!withinStruct(w[pos->gcCollecting], w[pos->gcSize], 4) ||
-      !withinStruct(w[pos->interpGc], w[pos->interpSize], w[pos->gcSize]))
-    return invalid("gc.collecting outside its struct");
-
-  auto u32 = [](uint64_t v) { return static_cast<uint32_t>(v); };
-  l.runtimeInterpretersHead = u32(w[pos->interpretersHead]);
-  l.interpNext = u32(w[pos->interpNext]);
-  l.interpThreadsHead = u32(w[pos->threadsHead]);
-  l.interpModules = u32(w[pos->importsModules]);
-  l.interpGilPointer = u32(w[pos->cevalGil]);
-  l.gilLastHolder = u32(w[pos->gilHolder] - w[pos->gilRuntimeState]);
-  l.gilLocked = u32(w[pos->gilLocked] - w[pos->gilRuntimeState]);
-  // The waiters' futexes are not in the debug offsets: trust the built-in
-  // [cond, switch_cond) only while the fields before it have not moved.
-  if (l.gilLocked != base->gilLocked || l.gilLastHolder != base->gilLastHolder)
-    l.gilLock = GilLockModel::Unknown;
-  l.gcCollecting = u32(w[pos->interpGc] + w[pos->gcCollecting]);
-  l.tstateNext = u32(w[pos->tstateNext]);
-  l.tstateInterp = u32(w[pos->tstateInterp]);
-  l.tstateFrame = u32(w[pos->currentFrame]);
-  l.cframeCurrentFrame.reset();
-  l.tstateThreadId = u32(w[pos->threadId]);
-  l.tstateNativeThreadId = u32(w[pos->nativeThreadId]);
-  l.frameBack = u32(w[pos->framePrevious]);
-  l.frameCode = u32(w[pos->frameExecutable]);
-  l.frameInstrPtr = u32(w[pos->frameInstrPtr]);
-  l.frameOwner = u32(w[pos->frameOwner]);
-  l.coFilename = u32(w[pos->coFilename]);
-  l.coName = u32(w[pos->coName]);
-  l.coQualname = u32(w[pos->coQualname]);
-  l.coLineTable = u32(w[pos->coLinetable]);
-  l.coFirstLineno = u32(w[pos->coFirstlineno]);
-  l.coCodeAdaptive = u32(w[pos->coCodeAdaptive]);
-  l.obType = u32(w[pos->obType]);
-  l.tpName = u32(w[pos->tpName]);
-  l.tpFlags = u32(w[pos->tpFlags]);
-  l.dictKeys = u32(w[pos->dictKeys]);
-  l.dictValues = u32(w[pos->dictValues]);
-  l.bytesSize = u32(w[pos->bytesSize]);
-  l.bytesData = u32(w[pos->bytesSval]);
-  l.unicodeState = u32(w[pos->unicodeState]);
-  l.unicodeLength = u32(w[pos->unicodeLength]);
-  l.asciiObjectSize = u32(w[pos->asciiObjectSize]);
+  l.version = d.version;
+  l.freeThreaded = d.freeThreaded;
+  overlayPublished(d, l);
+  overlayGil(d, *base, l);
+  shiftUnpublishedObjectFields(d, *base, l);
+  if (d.freeThreaded && d.version.atLeast(3, 14))
+    l.unicodeKindBit = 8;
+  if (d.freeThreaded && d.get(DebugField::FrameTlbcIndex) && d.get(DebugField::CoTlbc)) {
+    l.frameTlbcIndex = static_cast<uint32_t>(*d.get(DebugField::FrameTlbcIndex));
+    l.coTlbc = static_cast<uint32_t>(*d.get(DebugField::CoTlbc));
+  }
   computeCopySizes(l);
   return l;
 }

@@ -4,7 +4,7 @@
 // objects, strings, dicts) change layout between minor versions and are not a
 // stable ABI. Rather than compile against each version's headers (which would
 // mean one #ifdef forest per version), we describe each version as data: one
-// `Layout` value per supported minor version (2.7, 3.6-3.13), holding byte
+// `Layout` value per supported minor version (2.7, 3.6-3.14), holding byte
 // offsets (x86_64 Linux, release, non-free-threaded builds) and a few
 // "model" enums for things whose *shape* changed (frame objects vs.
 // interpreter frames, line-table encodings, GIL bookkeeping, dict layouts).
@@ -86,6 +86,8 @@ enum class InstanceDictModel {
 };
 enum class IntModel { Py2Int, SignedSize, LvTag };
 
+class DebugOffsets;
+
 struct Layout {
   PythonVersion version;
 
@@ -115,6 +117,12 @@ struct Layout {
   uint32_t condSize = 48, mutexSize = 40, semSize = 32; // glibc x86_64
   GcModel gcModel = GcModel::StaticCollecting;
   std::optional<uint32_t> gcCollecting; // int, in _PyRuntime or the interpreter
+  // Free-threaded builds (3.13t+): no GIL unless re-enabled at run time,
+  // which the GIL struct's `enabled` counter (nonzero: enabled) says.
+  bool freeThreaded = false;
+  std::optional<uint32_t> gilEnabled; // int, inside _gil_runtime_state
+  // 3.15+: PyThreadState.holds_gil (int), set by the thread itself.
+  std::optional<uint32_t> tstateHoldsGil;
 
   // PyThreadState
   uint32_t tstateSize = 0;
@@ -136,7 +144,16 @@ struct Layout {
   std::optional<uint32_t> frameIsEntry; // 3.11 bool
   std::optional<uint32_t> frameOwner;   // 3.11+ char
   uint8_t ownerGenerator = 1;
-  std::optional<uint8_t> ownerCStack;   // 3.12+: shim frames (3)
+  // 3.12+: owners from this value up are not Python code but C/eval
+  // boundaries: CSTACK (3) in 3.12/3.13; INTERPRETER (3) and CSTACK (4) in
+  // 3.14; INTERPRETER (3), also the base_frame sentinel, in 3.15.
+  std::optional<uint8_t> firstShimOwner;
+  // 3.14+: f_executable is a _PyStackRef whose low bits are tags.
+  uint64_t executableTagBits = 0;
+  // 3.14+ free-threaded: thread-local bytecode. instr_ptr points into
+  // co_tlbc->entries[tlbc_index] (index 0 is co_code_adaptive itself).
+  std::optional<uint32_t> frameTlbcIndex; // int32
+  std::optional<uint32_t> coTlbc;         // _PyCodeArray*: {size, entries[]}
 
   // PyCodeObject
   uint32_t codeSize = 0;
@@ -157,6 +174,9 @@ struct Layout {
   StringModel stringModel = StringModel::Py3;
   uint32_t bytesSize = 16, bytesData = 32; // 2.7 str: data at 36
   uint32_t unicodeLength = 16, unicodeState = 32;
+  // First bit of `kind` in the state word: after interned:2, or after a
+  // whole `unsigned char interned` on free-threaded 3.14+ (atomic access).
+  uint8_t unicodeKindBit = 2;
   uint32_t asciiObjectSize = 48, compactUnicodeSize = 72; // 40/56 in 3.12+
   uint32_t py2UnicodeData = 24, py2UnicodeWidth = 4;
 
@@ -166,6 +186,7 @@ struct Layout {
   uint32_t dictValuesArray = 0; // offset of values[] inside PyDictValues
   InstanceDictModel instanceDict = InstanceDictModel::TypeDictOffset;
   IntModel intModel = IntModel::SignedSize;
+  uint32_t intHeader = 16, intDigits = 24; // ob_size / lv_tag, ob_digit
   uint32_t moduleDict = 16; // PyModuleObject.md_dict
 };
 
@@ -176,13 +197,12 @@ std::optional<Layout> builtinLayout(int major, int minor);
 inline constexpr char kDebugOffsetsCookie[8] = {'x', 'd', 'e', 'b',
                                                 'u', 'g', 'p', 'y'};
 
-/// Reads `_Py_DebugOffsets` at `runtimeAddr` (3.13+), validates the cookie,
-/// the version and the sizes, and returns the built-in layout of that minor
-/// version with every offset the target published overlaid. Fails for a
-/// missing cookie, an unknown minor version, a free-threaded build, or
-/// implausible values.
-llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem,
-                                              uint64_t runtimeAddr);
+/// The built-in layout of the table's minor version (or of the newest one
+/// known, for a newer minor version) with every offset the target published
+/// overlaid, and the fields the table does not cover adjusted for a
+/// free-threaded build's larger object headers. Fails when the table lacks
+/// what a stack walk needs.
+llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &table);
 
 /// Differences between two layouts' shared offsets, as "field: a != b"
 /// lines (empty when they agree). Used to cross-check the debug offsets

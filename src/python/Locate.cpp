@@ -15,6 +15,8 @@
 //    3.13+, interp->threads.head->interp == interp).
 #include "python/PythonStacks.h"
 
+#include "python/DebugOffsets.h"
+
 #include <cstring>
 #include <map>
 #include <regex>
@@ -165,16 +167,16 @@ llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image
   char cookie[8];
   if (mem.read(runtimeAddr, cookie, 8) &&
       std::memcmp(cookie, kDebugOffsetsCookie, 8) == 0) {
-    auto layout = layoutFromDebugOffsets(mem, runtimeAddr);
-    if (!layout)
-      return layout.takeError();
-    if (auto builtin = builtinLayout(3, layout->version.minor)) {
-      std::string diff = describeLayoutDifferences(*builtin, *layout);
-      if (!diff.empty())
-        warnings.push_back("_Py_DebugOffsets differ from the built-in " +
-                           layout->version.toString() + " table:\n" + diff);
-    }
-    return layout;
+    auto table = readDebugOffsets(mem, runtimeAddr);
+    if (!table)
+      return table.takeError();
+    if (table->orderGuessed)
+      warnings.push_back("CPython " + table->version.toString() +
+                         " is newer than any version stackpeek knows; reading it as " +
+                         std::to_string(table->version.major) + "." +
+                         std::to_string(newestDebugOffsetsMinor()) +
+                         " (unverified: frames that fail say why)");
+    return layoutFromDebugOffsets(*table);
   }
   PythonVersion version;
   if (auto pyVersion = image.symbol("Py_Version")) {

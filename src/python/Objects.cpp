@@ -44,7 +44,8 @@ llvm::Expected<uint64_t> readPointer(MemorySource &mem, uint64_t addr) {
   return mem.readValue<uint64_t>(addr);
 }
 
-// PEP 393 str: state bits are interned:2, kind:3, compact:1, ascii:1.
+// PEP 393 str: state bits are interned:2, kind:3, compact:1, ascii:1
+// (free-threaded 3.14+: interned is a whole byte, see Layout::unicodeKindBit).
 llvm::Expected<std::string> readUnicode3(MemorySource &mem, const Layout &l,
                                          uint64_t addr) {
   // Only the ASCII header is certainly there: a short ASCII str may end
@@ -54,8 +55,9 @@ llvm::Expected<std::string> readUnicode3(MemorySource &mem, const Layout &l,
     return obj.takeError();
   int64_t length = obj->get<int64_t>(l.unicodeLength).value_or(-1);
   uint32_t state = obj->get<uint32_t>(l.unicodeState).value_or(0);
-  unsigned kind = (state >> 2) & 7;
-  bool compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+  unsigned at = l.unicodeKindBit;
+  unsigned kind = (state >> at) & 7;
+  bool compact = (state >> (at + 3)) & 1, ascii = (state >> (at + 4)) & 1;
   if (length < 0 || size_t(length) > kMaxStringBytes)
     return fail("implausible str length %lld", (unsigned long long)length);
   if (kind != 1 && kind != 2 && kind != 4)
@@ -350,7 +352,7 @@ llvm::Expected<uint64_t> readUnsignedInt(MemorySource &mem, const Layout &l,
     return mem.readValue<uint64_t>(addr + 16); // PyIntObject.ob_ival
   if (!(*flags & kTpFlagsLong))
     return fail("object at 0x%llx is not an int", addr);
-  auto header = mem.readValue<int64_t>(addr + 16);
+  auto header = mem.readValue<int64_t>(addr + l.intHeader);
   if (!header)
     return header.takeError();
   int64_t digits;
@@ -366,7 +368,7 @@ llvm::Expected<uint64_t> readUnsignedInt(MemorySource &mem, const Layout &l,
   if (digits > 3)
     return fail("int wider than 64 bits");
   uint32_t d[3] = {0, 0, 0};
-  if (llvm::Error err = mem.readExact(addr + 24, d, digits * 4))
+  if (llvm::Error err = mem.readExact(addr + l.intDigits, d, digits * 4))
     return std::move(err);
   // 30-bit digits (every supported build; see sys.int_info).
   return uint64_t(d[0]) | uint64_t(d[1]) << 30 | uint64_t(d[2]) << 60;

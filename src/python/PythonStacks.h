@@ -107,6 +107,7 @@ struct CapturedFrame {
   int64_t lasti = -1;    // ≤3.10: f_lasti as stored
   uint64_t instrPtr = 0; // 3.11+: prev_instr / instr_ptr
   uint8_t owner = 0;       // 3.11+
+  int32_t tlbcIndex = 0;   // free-threaded 3.14+: which bytecode copy
   bool entry = false;      // first frame of a C->Python eval activation
   std::optional<std::string> error; // the chain was cut here
   // --locals: read during the pause by captureDepth() (Depth.h); resolve()

@@ -52,11 +52,29 @@ SourcePosition framePosition(const Layout &l, const CapturedFrame &f,
   return {};
 }
 
+// Where the bytecode a frame executes starts: co_code_adaptive, or on a
+// free-threaded build a thread's own copy, co_tlbc->entries[tlbc_index]
+// (_PyCodeArray: Py_ssize_t size, then the entries; entry 0 is
+// co_code_adaptive). nullopt when the copy cannot be read.
+std::optional<uint64_t> bytecodeStart(const Layout &l, const CapturedFrame &f,
+                                      const CodeInfo &code, MemorySource &mem) {
+  uint64_t adaptive = f.codeAddr + l.coCodeAdaptive.value_or(0);
+  if (f.tlbcIndex == 0 || !l.coTlbc)
+    return adaptive;
+  if (f.tlbcIndex < 0 || !code.tlbc)
+    return std::nullopt;
+  int64_t size = valueOr(mem.readValue<int64_t>(code.tlbc), int64_t(0));
+  if (size <= f.tlbcIndex)
+    return std::nullopt;
+  uint64_t entry =
+      valueOr(mem.readValue<uint64_t>(code.tlbc + 8 + 8 * uint64_t(f.tlbcIndex)), uint64_t(0));
+  return entry ? std::optional<uint64_t>(entry) : std::nullopt;
+}
+
 // 3.11+: code-unit index of the instruction pointer (may be -1 before the
 // first instruction).
-int64_t codeUnitOf(const Layout &l, const CapturedFrame &f) {
-  int64_t start = int64_t(f.codeAddr + l.coCodeAdaptive.value_or(0));
-  int64_t delta = int64_t(f.instrPtr) - start;
+int64_t codeUnitOf(uint64_t bytecode, const CapturedFrame &f) {
+  int64_t delta = int64_t(f.instrPtr) - int64_t(bytecode);
   return delta >= 0 ? delta / 2 : -((-delta + 1) / 2);
 }
 
@@ -80,7 +98,13 @@ std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
   out.locals = f.locals;
   SourcePosition pos;
   if (l.frameModel == FrameModel::InterpreterFrame) {
-    int64_t unit = codeUnitOf(l, f);
+    std::optional<uint64_t> bytecode = bytecodeStart(l, f, code, mem);
+    if (!bytecode) {
+      out.error = "thread-local bytecode copy " + std::to_string(f.tlbcIndex) +
+                  " unreadable";
+      return out;
+    }
+    int64_t unit = codeUnitOf(*bytecode, f);
     if (f.owner != l.ownerGenerator && unit < code.firstTraceable)
       return std::nullopt; // incomplete frame (still in its prologue)
     if (unit > int64_t(1) << 28) {
