@@ -85,8 +85,48 @@ constexpr F kOrder314[] = {
     U, U, U, U, U, U, // debugger_support
 };
 
+// 3.15: thread_state gained base_frame, last_profiled_frame and one more
+// word after current_frame, and holds_gil, gil_requested, current_exception,
+// exc_state at its end; an err_stackitem group follows it; type_object
+// gained tp_basicsize and tp_dictoffset, then a heap_type_object group;
+// unicode_object compactunicodeobject_size; gc frame and two
+// generation-stats words. 3.15.2's table has the word at thread_state+7
+// (offset 96, zero in a live thread) that the 3.15 alpha headers lack.
+constexpr F kOrder315[] = {
+    F::RuntimeSize, U, F::InterpretersHead,
+    F::InterpSize, U, F::InterpNext, F::ThreadsHead, U /*threads_main*/, F::InterpGc,
+    F::ImportsModules, U, U, F::CevalGil, F::GilRuntimeState, F::GilEnabled,
+    F::GilLocked, F::GilHolder, U /*code_object_generation*/, U /*tlbc_generation*/,
+    F::TstateSize, U, F::TstateNext, F::TstateInterp, F::CurrentFrame, F::BaseFrame,
+    U /*last_profiled_frame*/, U, F::ThreadId, F::NativeThreadId, U, U,
+    F::HoldsGil, F::GilRequested, F::CurrentException, F::ExcState,
+    F::ErrStackItemExcValue,
+    F::FrameSize, F::FramePrevious, F::FrameExecutable, F::FrameInstrPtr,
+    F::FrameLocalsplus, F::FrameOwner, F::FrameStackpointer, F::FrameTlbcIndex,
+    F::CodeSize, F::CoFilename, F::CoName, F::CoQualname, F::CoLinetable,
+    F::CoFirstlineno, F::CoArgcount, F::CoLocalsplusnames, F::CoLocalspluskinds,
+    F::CoCodeAdaptive, F::CoTlbc,
+    F::ObjectSize, F::ObType,
+    F::TypeSize, F::TpName, U, F::TpFlags, F::TpBasicsize, F::TpDictoffset,
+    F::HeapTypeSize, F::HtCachedKeys,
+    F::TupleSize, F::TupleItem, F::TupleObSize,
+    F::ListSize, F::ListItem, F::ListObSize,
+    U, U, U, U, // set_object
+    F::DictSize, F::DictKeys, F::DictValues,
+    F::FloatSize, F::FloatFval,
+    F::LongSize, F::LongTag, F::LongDigit,
+    F::BytesSize, F::BytesObSize, F::BytesSval,
+    F::UnicodeSize, F::UnicodeState, F::UnicodeLength, F::AsciiObjectSize,
+    F::CompactUnicodeSize,
+    F::GcSize, F::GcCollecting, U /*frame*/, U, U /*generation stats*/,
+    F::GenSize, F::GiName, F::GiIframe, F::GiFrameState,
+    U, U,             // llist_node
+    U, U, U, U, U, U, // debugger_support
+};
+
 static_assert(std::size(kOrder313) == 70, "3.13's struct is 73 words");
 static_assert(std::size(kOrder314) == 92, "3.14's struct is 95 words");
+static_assert(std::size(kOrder315) == 108, "3.15's struct is 111 words");
 
 struct FieldOrder {
   int minor;
@@ -97,6 +137,7 @@ struct FieldOrder {
 constexpr FieldOrder kOrders[] = {
     {13, kOrder313, std::size(kOrder313)},
     {14, kOrder314, std::size(kOrder314)},
+    {15, kOrder315, std::size(kOrder315)},
 };
 
 const FieldOrder &orderFor(int minor, bool &guessed) {
@@ -157,6 +198,10 @@ constexpr Bound kBounds[] = {
     {F::TpFlags, F::TypeSize},
     {F::TpBasicsize, F::TypeSize},
     {F::TpDictoffset, F::TypeSize},
+    {F::HtCachedKeys, F::HeapTypeSize},
+    {F::BaseFrame, F::TstateSize},
+    {F::GilRequested, F::TstateSize, 4},
+    {F::ExcState, F::TstateSize},
     {F::DictKeys, F::DictSize},
     {F::DictValues, F::DictSize},
     {F::LongTag, F::LongSize},
@@ -222,6 +267,7 @@ const char *debugFieldName(DebugField f) {
       "code_object.co_tlbc", "pyobject.size", "pyobject.ob_type",
       "type_object.size", "type_object.tp_name", "type_object.tp_flags",
       "type_object.tp_basicsize", "type_object.tp_dictoffset",
+      "heap_type_object.size", "heap_type_object.ht_cached_keys",
       "tuple_object.size", "tuple_object.ob_item", "tuple_object.ob_size",
       "list_object.size", "list_object.ob_item", "list_object.ob_size",
       "dict_object.size", "dict_object.ma_keys", "dict_object.ma_values",

@@ -43,6 +43,7 @@ enum class DebugField : uint8_t {
   CoArgcount, CoLocalsplusnames, CoLocalspluskinds, CoCodeAdaptive, CoTlbc,
   ObjectSize, ObType,
   TypeSize, TpName, TpFlags, TpBasicsize, TpDictoffset,
+  HeapTypeSize, HtCachedKeys,
   TupleSize, TupleItem, TupleObSize,
   ListSize, ListItem, ListObSize,
   DictSize, DictKeys, DictValues,

@@ -224,6 +224,17 @@ Layout py314() {
   return l;
 }
 
+// 3.15.2 (Debian's build; stripped, so checked on a live process). The
+// table publishes nearly everything; what it does not (firsttraceable, the
+// GIL struct's waiters) stayed where 3.14 has it.
+Layout py315() {
+  Layout l = py314();
+  l.version = {3, 15, 0, 0};
+  l.interpModules = 7592;
+  l.htCachedKeys = 888;
+  return l;
+}
+
 } // namespace
 
 std::optional<Layout> builtinLayout(int major, int minor) {
@@ -244,6 +255,8 @@ std::optional<Layout> builtinLayout(int major, int minor) {
     l = py313();
   else if (major == 3 && minor == 14)
     l = py314();
+  else if (major == 3 && minor == 15)
+    l = py315();
   if (l)
     computeCopySizes(*l);
   return l;
@@ -294,6 +307,7 @@ void overlayPublished(const DebugOffsets &d, Layout &l) {
   put(DebugField::TpFlags, l.tpFlags);
   put(DebugField::TpBasicsize, l.tpBasicSize);
   put(DebugField::TpDictoffset, l.tpDictOffset);
+  putOptional(DebugField::HtCachedKeys, l.htCachedKeys);
   put(DebugField::DictKeys, l.dictKeys);
   put(DebugField::DictValues, l.dictValues);
   put(DebugField::LongTag, l.intHeader);
@@ -347,7 +361,7 @@ void shiftUnpublishedObjectFields(const DebugOffsets &d, const Layout &base, Lay
     l.tpBasicSize = base.tpBasicSize + shift;
   if (!d.get(DebugField::CompactUnicodeSize))
     l.compactUnicodeSize = base.compactUnicodeSize + shift;
-  if (base.htCachedKeys)
+  if (base.htCachedKeys && !d.get(DebugField::HtCachedKeys))
     l.htCachedKeys = *base.htCachedKeys + shift;
   if (base.coFirstTraceable)
     l.coFirstTraceable = *base.coFirstTraceable + shift;
