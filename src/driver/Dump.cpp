@@ -134,6 +134,8 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
   if (capturedPython) {
     for (const std::string &e : capturedPython->errors)
       process.errors.push_back("Python: " + e);
+    if (process.python)
+      process.python->gilEnabled = capturedPython->gilEnabled;
     std::vector<python::PythonThreadStack> stacks =
         python::resolve(*interp, *capturedPython, live, facts.tidMap);
     std::vector<pid_t> attached;

@@ -152,8 +152,10 @@ std::vector<Frame> nativeStack(Unwinder &unwinder, Symbolizer &symbolizer,
     // The innermost frame and a frame interrupted by a signal hold the exact
     // instruction; every other address is a return address.
     bool exact = i == 0 || raw.signalFrame || unwound.frames[i - 1].signalFrame;
-    for (Frame &frame : symbolizer.symbolize(maps, raw.ip, exact))
+    for (Frame &frame : symbolizer.symbolize(maps, raw.ip, exact)) {
+      frame.stackPointer = raw.sp;
       frames.push_back(std::move(frame));
+    }
   }
   if (unwound.stopReason)
     errors.push_back(*unwound.stopReason);
@@ -165,7 +167,10 @@ void applyPython(Thread &thread, python::PythonThreadStack &py,
   thread.pythonThreadName = py.name;
   // Memory says whether the thread holds the GIL; whether it waits for it
   // needs its registers (applyGilWait).
-  thread.gil = py.holdsGil ? GilState::Held : GilState::NotHeld;
+  if (py.status.noGil)
+    thread.gil.reset();
+  else
+    thread.gil = py.holdsGil ? GilState::Held : GilState::NotHeld;
   thread.collectingGarbage = py.status.collectingGarbage;
   // "Idle" is the kernel's view: a Python thread not on a CPU (or runnable)
   // is waiting for something, whatever Python code it is in.
@@ -188,6 +193,8 @@ void applyGilWait(Thread &thread, const python::PythonThreadStack &py,
                   const user_regs_struct &regs) {
   // orig_rax is the system call number of a thread stopped in one (-1
   // otherwise); rdi its first argument, for futex the futex word.
+  if (py.status.noGil)
+    return;
   python::SyscallStop stop{static_cast<long>(regs.orig_rax), regs.rdi};
   thread.gil = python::classifyGil(py.holdsGil, py.status, stop, thread.frames);
 }

@@ -47,6 +47,13 @@ struct Frame {
   // Python frames: the frame is the entry frame of an interpreter invocation
   // (a C->Python call boundary); the native merge uses it.
   bool pythonEntry = false;
+  // Native frames: the stack pointer while the frame ran (its locals lie
+  // from here up to the caller's). Python entry frames, 3.12+: the address
+  // of the boundary record that closes the activation, which the eval loop
+  // keeps among its own locals. Together they tie each activation to its
+  // native frame without symbols (a stripped interpreter).
+  std::optional<uint64_t> stackPointer;
+  std::optional<uint64_t> entryRecordAddress;
   // The text of `line` in `file`, filled in after resume by the driver when
   // the file is readable (renderers never read files themselves).
   std::optional<std::string> sourceLine;
@@ -133,6 +140,10 @@ struct AsyncioSnapshot {
 struct PythonInfo {
   std::string version;        // "3.11.7"
   std::string implementation = "cpython";
+  bool freeThreaded = false;  // a --disable-gil build (3.13t, 3.14t, ...)
+  // Free-threaded builds: whether the GIL was enabled at run time, as it is
+  // when PYTHON_GIL=1 or an extension module requires it.
+  std::optional<bool> gilEnabled;
 };
 
 struct Process {

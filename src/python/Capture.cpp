@@ -220,16 +220,34 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
     frameAddr = frame->pointer(l.frameBack);
     if (l.firstShimOwner && f.owner >= *l.firstShimOwner) {
       // Shim frame: not Python code, but it closes the activation above it.
-      if (!out.frames.empty())
+      if (!out.frames.empty() && !out.frames.back().entry) {
         out.frames.back().entry = true;
+        out.frames.back().entryRecord = f.frameAddr;
+      }
       continue;
     }
     out.frames.push_back(std::move(f));
   }
 }
 
+// A free-threaded build's GIL `enabled` counter (nonzero: enabled at run
+// time); nullopt on GIL builds or when unreadable.
+std::optional<bool> freeThreadedGilEnabled(const Layout &l, MemorySource &mem,
+                                           const RemoteStruct &interp) {
+  if (!l.freeThreaded || !l.gilEnabled || !l.interpGilPointer)
+    return std::nullopt;
+  uint64_t gil = interp.pointer(*l.interpGilPointer);
+  if (!gil)
+    return std::nullopt;
+  auto enabled = mem.readValue<int32_t>(gil + *l.gilEnabled);
+  if (!enabled)
+    return std::nullopt;
+  return *enabled != 0;
+}
+
 // What capture() reads once per interpreter and hands to each thread.
 struct InterpreterFacts {
+  std::optional<bool> gilEnabled; // free-threaded builds only
   uint64_t gilHolder = 0;
   std::vector<AddressRange> gilWaitFutexes;
   std::optional<bool> collecting;
@@ -247,7 +265,10 @@ CapturedThread captureThread(const Layout &l, MemorySource &mem,
     t.nativeThreadId = tstate.pointer(*l.tstateNativeThreadId);
   t.holdsGil = facts.gilHolder != 0 && facts.gilHolder == t.tstateAddr;
   t.status.gilWaitFutexes = facts.gilWaitFutexes;
-  if (facts.collecting)
+  t.status.noGil = facts.gilEnabled == false;
+  // The collector runs on the GIL's holder; without a GIL, which thread
+  // runs it is not recorded.
+  if (facts.collecting && !(t.status.noGil && *facts.collecting))
     t.status.collectingGarbage = *facts.collecting && t.holdsGil;
   auto frame = newestFrame(l, mem, tstate);
   if (!frame) {
@@ -295,9 +316,12 @@ bool wanted(std::optional<int64_t> tid, const CaptureLimits &limits) {
 
 InterpreterFacts interpreterFacts(const Interpreter &in, MemorySource &mem,
                                   const RemoteStruct &interp, const CaptureLimits &limits) {
+  std::optional<bool> enabled = freeThreadedGilEnabled(in.layout, mem, interp);
   if (!limits.threadStatus)
-    return {};
-  return {gilHolder(in, mem, interp), gilWaitFutexes(in, mem, interp),
+    return {enabled};
+  if (enabled == false)
+    return {enabled, 0, {}, gcCollecting(in, mem, interp)};
+  return {enabled, gilHolder(in, mem, interp), gilWaitFutexes(in, mem, interp),
           gcCollecting(in, mem, interp)};
 }
 
@@ -308,6 +332,8 @@ void captureInterpreter(const Interpreter &in, MemorySource &mem,
                         CapturedPython &out) {
   const Layout &l = in.layout;
   InterpreterFacts facts = interpreterFacts(in, mem, interp, limits);
+  if (!out.gilEnabled)
+    out.gilEnabled = facts.gilEnabled;
   uint64_t tstateAddr = interp.pointer(l.interpThreadsHead);
   while (tstateAddr != 0) {
     if (out.threads.size() >= limits.maxThreads) {

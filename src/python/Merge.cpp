@@ -11,6 +11,14 @@
 // each activation, so the Python stack splits into blocks, one per eval-loop
 // native frame, innermost first.
 //
+// From 3.12 the eval loop keeps the shim frame that closes an activation
+// among its own C locals, so the shim's address lies between that native
+// frame's stack pointer and its caller's. When every activation's shim lies
+// on the native stack, that places each one exactly, with or without
+// symbols (Debian's interpreter is stripped); a named frame that is not the
+// eval loop receiving one means the addresses are not what we think, and
+// the name count decides instead.
+//
 // When counts disagree by one extra native eval frame (a callee already
 // popped its Python frame but has not returned in C yet) the innermost eval
 // frame is dropped; any other mismatch is reported and the Python frames are
@@ -41,6 +49,42 @@ std::vector<std::vector<Frame>> activations(const std::vector<Frame> &python) {
   return blocks;
 }
 
+// The native frame whose stack region holds `addr`: frames are innermost
+// first, so the stack pointer grows with the index. Inlined frames share
+// their physical frame's stack pointer; the outermost of them owns it.
+std::optional<size_t> frameHolding(const std::vector<Frame> &native, uint64_t addr) {
+  for (size_t i = 0; i + 1 < native.size(); ++i) {
+    if (!native[i].stackPointer || !native[i + 1].stackPointer)
+      return std::nullopt;
+    if (addr >= *native[i].stackPointer && addr < *native[i + 1].stackPointer)
+      return i;
+  }
+  return std::nullopt;
+}
+
+// Places each activation at the native frame holding its entry record, or
+// nullopt when one lacks a record on the stack or lands somewhere odd.
+std::optional<std::vector<std::optional<size_t>>>
+placeByEntryRecord(const std::vector<Frame> &native,
+                   const std::vector<std::vector<Frame>> &blocks) {
+  std::vector<std::optional<size_t>> owner(native.size());
+  size_t previous = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    const Frame &entry = blocks[b].back();
+    if (!entry.entryRecordAddress)
+      return std::nullopt;
+    std::optional<size_t> at = frameHolding(native, *entry.entryRecordAddress);
+    // Activations are innermost first, as the native frames are.
+    if (!at || (b > 0 && *at <= previous) || owner[*at])
+      return std::nullopt;
+    if (native[*at].function && !isEvalFrame(native[*at]))
+      return std::nullopt;
+    owner[*at] = b;
+    previous = *at;
+  }
+  return owner;
+}
+
 } // namespace
 
 bool isEvalFrame(const Frame &native) {
@@ -66,10 +110,27 @@ MergedStack mergeNativeAndPython(const std::vector<Frame> &native,
            (hasDefault ? nameStartsWith(f, "_PyEval_EvalFrameDefault")
                        : nameStartsWith(f, "PyEval_EvalFrameEx"));
   };
+  std::vector<std::vector<Frame>> blocks = activations(python);
+  if (auto owner = placeByEntryRecord(native, blocks)) {
+    size_t firstPlaced = native.size();
+    for (size_t i = 0; i < native.size() && firstPlaced == native.size(); ++i)
+      if ((*owner)[i])
+        firstPlaced = i;
+    for (size_t i = 0; i < native.size(); ++i) {
+      if ((*owner)[i]) {
+        const std::vector<Frame> &block = blocks[*(*owner)[i]];
+        out.frames.insert(out.frames.end(), block.begin(), block.end());
+      } else if (!(i < firstPlaced && isLoop(native[i]))) {
+        // An eval frame inside the innermost activation has already popped
+        // its Python frame; it is dropped as the count rule drops it.
+        out.frames.push_back(native[i]);
+      }
+    }
+    return out;
+  }
   size_t evalCount = 0;
   for (const Frame &f : native)
     evalCount += isLoop(f);
-  std::vector<std::vector<Frame>> blocks = activations(python);
 
   if (evalCount != blocks.size() && evalCount != blocks.size() + 1) {
     out.frames = native;

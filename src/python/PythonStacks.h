@@ -56,7 +56,11 @@ struct Interpreter {
   std::vector<std::string> warnings; // e.g. debug offsets vs built-in table
 
   PythonVersion version() const { return layout.version; }
-  PythonInfo info() const { return {layout.version.toString(), "cpython"}; }
+  PythonInfo info() const {
+    PythonInfo i{layout.version.toString(), "cpython"};
+    i.freeThreaded = layout.freeThreaded;
+    return i;
+  }
 };
 
 /// Finds the interpreter of process `pid`. nullopt: not a (supported-layout)
@@ -109,6 +113,7 @@ struct CapturedFrame {
   uint8_t owner = 0;       // 3.11+
   int32_t tlbcIndex = 0;   // free-threaded 3.14+: which bytecode copy
   bool entry = false;      // first frame of a C->Python eval activation
+  uint64_t entryRecord = 0; // 3.12+: address of the shim frame closing it
   std::optional<std::string> error; // the chain was cut here
   // --locals: read during the pause by captureDepth() (Depth.h); resolve()
   // hands them on to the decoded Frame.
@@ -129,6 +134,9 @@ struct ThreadStatus {
   // The collector runs on this thread (see Capture.cpp for how that is
   // decided); nullopt when the collector's flag cannot be read.
   std::optional<bool> collectingGarbage;
+  // A free-threaded build running without its GIL: no thread holds one or
+  // waits for one, so the thread has no GIL state at all.
+  bool noGil = false;
 };
 
 /// The system call a stopped thread was in, from its registers.
@@ -158,6 +166,10 @@ struct CapturedThread {
 struct CapturedPython {
   std::vector<CapturedThread> threads;
   std::vector<std::string> errors; // process-level (interpreter chain) issues
+  // Free-threaded builds: whether the main interpreter's GIL was enabled at
+  // run time (PYTHON_GIL=1, -X gil=1, or an extension that needs it);
+  // nullopt on GIL builds or when unreadable.
+  std::optional<bool> gilEnabled;
 };
 
 /// Walks every thread's frame chain. Call while the target is stopped.
@@ -235,6 +247,9 @@ bool isEvalFrame(const Frame &native);
 
 /// Replaces the eval-loop native frames by the Python frames each ran. Each
 /// activation's Python frames end (outermost) at a frame with pythonEntry.
+/// Activations are placed by where their entry record lies on the native
+/// stack when every one of them has one there (3.12+), else by counting
+/// eval-loop frames by name.
 MergedStack mergeNativeAndPython(const std::vector<Frame> &native,
                                  const std::vector<Frame> &python);
 

@@ -84,6 +84,8 @@ std::optional<Frame> decodeFrame(const Layout &l, const CapturedFrame &f,
   Frame out;
   out.kind = Frame::Kind::Python;
   out.pythonEntry = f.entry;
+  if (f.entryRecord)
+    out.entryRecordAddress = f.entryRecord;
   if (f.error) {
     out.error = f.error;
     return out;

@@ -37,6 +37,11 @@ public:
         j_.object([&] {
           string("version", p.python->version);
           string("implementation", p.python->implementation);
+          j_.attribute("free_threaded", p.python->freeThreaded);
+          // Free-threaded builds: enabled at run time or not; GIL builds
+          // always have theirs.
+          optional("gil_enabled", p.python->freeThreaded ? p.python->gilEnabled
+                                                         : std::optional<bool>(true));
         });
       else
         j_.value(nullptr);

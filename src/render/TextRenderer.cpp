@@ -301,6 +301,17 @@ void asyncioSection(const AsyncioSnapshot &a, llvm::raw_ostream &out) {
     out << "Note: asyncio: " << esc(e) << "\n";
 }
 
+// "cpython", or "cpython, free-threaded, GIL disabled" and the like.
+std::string pythonBuild(const PythonInfo &py) {
+  std::string s = py.implementation;
+  if (py.freeThreaded) {
+    s += ", free-threaded";
+    if (py.gilEnabled)
+      s += *py.gilEnabled ? ", GIL enabled at run time" : ", GIL disabled";
+  }
+  return s;
+}
+
 class TextRenderer : public Renderer {
 public:
   explicit TextRenderer(const RenderOptions &options) : options_(options) {}
@@ -311,7 +322,7 @@ public:
     first_ = false;
     out << "Process " << p.pid << ": " << esc(p.command) << "\n";
     if (p.python)
-      out << "Python " << p.python->version << " (" << p.python->implementation << ")\n";
+      out << "Python " << p.python->version << " (" << pythonBuild(*p.python) << ")\n";
     for (const std::string &e : p.errors)
       out << "Note: " << esc(e) << "\n";
     for (const Thread &t : p.threads) {
