@@ -7,8 +7,10 @@ finds the interpreters, starts a scenario and loads its oracle, and compares
 a dumped thread with an oracle thread frame by frame.
 
 Interpreters: Debian's /usr/bin/python3 always, plus every pyenv build under
-`pyenv root` (or ~/.pyenv) for the versions listed in EXPECTED_VERSIONS; a
-missing one becomes a pytest skip naming it.
+`pyenv root` (or ~/.pyenv) for the versions listed in EXPECTED_VERSIONS, plus
+the newer builds pyenv does not offer here, installed under /opt/cpython/NAME
+(or $STACKPEEK_CPYTHON_ROOT/NAME) for the names in EXPECTED_BUILDS; a missing
+one becomes a pytest skip naming it.
 """
 
 import glob
@@ -20,6 +22,9 @@ import harness
 
 EXPECTED_VERSIONS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 SYSTEM_PYTHON = "/usr/bin/python3"
+# Builds newer than pyenv offers: free-threaded 3.13 and 3.14, 3.14 with a
+# shared and with a static libpython, Debian's own (stripped) 3.15.
+EXPECTED_BUILDS = ["3.13t", "3.14", "3.14t", "3.14-static", "3.15"]
 
 
 def pyenv_root():
@@ -39,10 +44,22 @@ def find_pyenv_python(version):
     return candidates[-1] if candidates else None
 
 
+def cpython_root():
+    return os.environ.get("STACKPEEK_CPYTHON_ROOT") or "/opt/cpython"
+
+
+def find_cpython_build(name):
+    """Path of the interpreter of build NAME ("3.14t": bin/python3.14t), or None."""
+    version = name.split("-")[0]
+    path = os.path.join(cpython_root(), name, "bin", "python" + version)
+    return path if os.access(path, os.X_OK) else None
+
+
 def interpreter_params():
     """(id, path-or-None) for every interpreter the suite should cover."""
     params = [("system-python3", SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else None)]
     params += [("pyenv-" + v, find_pyenv_python(v)) for v in EXPECTED_VERSIONS]
+    params += [("cpython-" + b, find_cpython_build(b)) for b in EXPECTED_BUILDS]
     return params
 
 

@@ -1,7 +1,8 @@
 """Python stacks: stackpeek's decoded CPython frames against the target's own view.
 
 Each test starts tests/targets/python/stacks_target.py under one interpreter
-(Debian's python3 and every pyenv build, 2.7-3.13), waits for its readiness
+(Debian's python3, every pyenv build 2.7-3.13, and the 3.13t, 3.14, 3.14t,
+3.14-static and 3.15 builds under /opt/cpython), waits for its readiness
 byte, dumps it with `stackpeek dump --format json` and compares, thread by
 thread (matched on the OS tid), the Python frames with the oracle the target
 wrote: file, function (co_qualname on 3.11+), line, and on 3.11+ column,
@@ -11,6 +12,8 @@ methods/nested functions/lambdas, exec'd code, non-ASCII names and files, an
 except block, module-level code, 500-deep recursion, 50 threads, the GIL
 holder, and torn reads of a thread whose stack changes constantly.
 """
+
+import os
 
 import pytest
 
@@ -76,12 +79,34 @@ def test_native_merge_keeps_python_frames_in_order(python, tmp_path):
     check_exact_threads(dump, t.oracle)
     by_tid = pyharness.threads_by_tid(dump)
     for ot in t.oracle["threads"]:
-        kinds = [f["kind"] for f in by_tid[ot["tid"]]["frames"]]
+        thread = by_tid[ot["tid"]]
+        kinds = [f["kind"] for f in thread["frames"]]
         assert "native" in kinds, "no native frames for thread %s with --native" % ot["tid"]
+        # Spliced in, not appended: the thread's entry point (_start,
+        # clone) stays outermost and the blocking call innermost, also on a
+        # stripped interpreter (Debian's 3.15), and nothing was left unmerged.
+        assert kinds[0] == "native" and kinds[-1] == "native", kinds
+        unmerged = [e for e in thread.get("errors", []) if "cannot merge" in e]
+        assert not unmerged, unmerged
+
+
+def check_no_gil(dump, oracle):
+    """A free-threaded build without its GIL: no thread has a GIL state."""
+    assert dump["python"]["free_threaded"] is True
+    assert dump["python"]["gil_enabled"] is False
+    with_state = [(t["tid"], t.get("gil"), t.get("holds_gil")) for t in dump["threads"]
+                  if t.get("gil") is not None or t.get("holds_gil") is not None]
+    assert not with_state, with_state
 
 
 def test_gil_holder_is_the_busy_thread(python, tmp_path):
     t = pyharness.start_scenario(python, "busy", tmp_path)
+    if not t.oracle["gil_enabled"]:
+        dump = harness.dump_json(t.pid)
+        check_exact_threads(dump, t.oracle)
+        check_no_gil(dump, t.oracle)
+        return
+    assert harness.dump_json(t.pid)["python"]["free_threaded"] is t.oracle["free_threaded"]
     busy = [ot for ot in t.oracle["threads"] if not ot["exact"]]
     assert len(busy) == 1
     busy_tid = busy[0]["tid"]
@@ -103,6 +128,27 @@ def test_gil_holder_is_the_busy_thread(python, tmp_path):
             seen_holding = True
             break
     assert seen_holding, "the CPU-bound thread was never reported as the GIL holder"
+
+
+def test_free_threaded_gil_enabled_at_run_time(python, tmp_path):
+    """PYTHON_GIL=1 turns a free-threaded build's GIL back on: then it has
+    a holder again, the busy thread."""
+    env = dict(os.environ, PYTHON_GIL="1")
+    t = pyharness.start_scenario(python, "busy", tmp_path, env=env)
+    if not t.oracle["free_threaded"]:
+        pytest.skip("%s is not a free-threaded build" % python)
+    assert t.oracle["gil_enabled"] is True
+    busy_tid = [ot for ot in t.oracle["threads"] if not ot["exact"]][0]["tid"]
+    holders = set()
+    for _ in range(5):
+        dump = harness.dump_json(t.pid)
+        assert dump["python"]["free_threaded"] is True
+        assert dump["python"]["gil_enabled"] is True
+        check_exact_threads(dump, t.oracle)
+        holders |= set(th["tid"] for th in dump["threads"] if th.get("holds_gil"))
+        if busy_tid in holders:
+            break
+    assert busy_tid in holders, holders
 
 
 CHURN_FUNCTIONS = {"churn_a", "churn_b"}

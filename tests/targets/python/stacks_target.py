@@ -165,6 +165,20 @@ def settle(deadline=60.0):
     return snapshot(), False
 
 
+def free_threaded():
+    try:
+        import sysconfig
+        return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    except ImportError:
+        return False
+
+
+def gil_enabled():
+    """False only on a free-threaded build running without its GIL."""
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return True if probe is None else bool(probe())
+
+
 def oracle_main(path, ready_fd, scenario):
     stacks, settled = settle()
     threads = []
@@ -174,7 +188,8 @@ def oracle_main(path, ready_fd, scenario):
                         "exact": info["exact"], "frames": stack})
     doc = {"pid": os.getpid(), "scenario": scenario, "settled": settled,
            "version": platform.python_version(),
-           "oracle_tid": native_tid(), "threads": threads}
+           "oracle_tid": native_tid(), "threads": threads,
+           "free_threaded": free_threaded(), "gil_enabled": gil_enabled()}
     doc.update(_extra)
     with open(path, "w") as f:
         json.dump(doc, f, indent=1)
