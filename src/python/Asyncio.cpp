@@ -277,7 +277,7 @@ private:
         llvm::consumeError(fr.takeError());
         return false;
       }
-      f.codeAddr = fr->pointer(l_.frameCode);
+      f.codeAddr = fr->pointer(l_.frameCode) & ~l_.executableTagBits;
       f.instrPtr = fr->pointer(l_.frameInstrPtr);
     }
     f.frameAddr = frameAddr;
@@ -311,21 +311,29 @@ private:
           std::find(d_.resumeOpcodes.begin(), d_.resumeOpcodes.end(), next[0]) ==
               d_.resumeOpcodes.end())
         return 0;
-      return stackTop(frame);
+      return stackSlot(frame, 1);
     }
     case YieldFromModel::FrameState313: {
       int8_t state = valueOr(mem_.readValue<int8_t>(coro + *d_.genFrameState), int8_t(4));
-      return state == d_.frameSuspendedYieldFrom ? stackTop(frame) : 0;
+      return state == d_.frameSuspendedYieldFrom ? stackSlot(frame, d_.awaitedSlotFromTop) : 0;
     }
     }
     return 0;
   }
 
-  uint64_t stackTop(uint64_t iframe) {
-    int32_t top = valueOr(mem_.readValue<int32_t>(iframe + *d_.iframeStacktop), 0);
-    if (top <= 0 || top > (1 << 20))
+  // The object `fromTop` slots below the top of the frame's value stack
+  // (1: the top); 0 when there is none.
+  uint64_t stackSlot(uint64_t iframe, uint32_t fromTop) {
+    uint64_t base = iframe + d_.frameLocalsplus, top;
+    if (d_.iframeStackpointer) {
+      top = ptr(iframe + *d_.iframeStackpointer);
+    } else {
+      int32_t depth = valueOr(mem_.readValue<int32_t>(iframe + *d_.iframeStacktop), 0);
+      top = base + uint64_t(std::max(depth, 0)) * 8;
+    }
+    if (top < base + 8 * uint64_t(fromTop) || top - base > (8u << 20))
       return 0;
-    return ptr(iframe + d_.frameLocalsplus + uint64_t(top - 1) * 8);
+    return untagStackRef(d_, ptr(top - 8 * uint64_t(fromTop))).object;
   }
 
   // ≤3.10: the opcode at byte `offset` of the code's co_code is YIELD_FROM.
@@ -385,7 +393,7 @@ private:
     uint64_t children = valueOr(instanceAttribute(mem_, l_, fut, "_children"), 0ul);
     if (!children || r_.typeOf(children).kind != ReprReader::Kind::List)
       return;
-    int64_t n = valueOr(mem_.readValue<int64_t>(children + 16), int64_t(0));
+    int64_t n = valueOr(mem_.readValue<int64_t>(children + d_.varSize), int64_t(0));
     if (n <= 0 || size_t(n) > kMaxTasks)
       return;
     std::vector<uint64_t> items(n);
@@ -413,7 +421,7 @@ private:
       out.push_back(first);
     if (!list || r_.typeOf(list).kind != ReprReader::Kind::List)
       return out;
-    int64_t n = valueOr(mem_.readValue<int64_t>(list + 16), int64_t(0));
+    int64_t n = valueOr(mem_.readValue<int64_t>(list + d_.varSize), int64_t(0));
     if (n <= 0 || n > 64)
       return out;
     std::vector<uint64_t> items(n);

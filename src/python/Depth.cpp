@@ -40,7 +40,7 @@ struct PendingException {
 CapturedDepth captureDepth(const Interpreter &interp, CapturedPython &captured,
                            MemorySource &mem, const DepthOptions &options) {
   CapturedDepth out;
-  std::optional<DepthLayout> d = depthLayout(interp.version());
+  const std::optional<DepthLayout> &d = interp.depth;
   if (!d) {
     out.errors.push_back("locals, exceptions and tasks are not supported on "
                          "CPython " + interp.version().toString());

@@ -1,6 +1,17 @@
-// DepthLayout tables for CPython 2.7 and 3.6-3.13. See DepthLayout.h for
+// DepthLayout tables for CPython 2.7 and 3.6-3.15. See DepthLayout.h for
 // where each number comes from; the comments name the struct fields.
+//
+// 3.14 and 3.15 (gdb on 3.14.7 built with DWARF; 3.15.2 checked on live
+// objects by the oracle tests): the interpreter frame keeps a stack pointer
+// instead of a depth, its slots are tagged _PyStackRefs, and 3.15
+// renumbered the generator frame states (CREATED 0, SUSPENDED 1,
+// SUSPENDED_YIELD_FROM 2, ..._LOCKED 3, EXECUTING 4, CLEARED 5) and keeps
+// what a suspended `await` waits on one slot below the top. Free-threaded
+// builds put 16 more bytes in every object header (ob_tid, flags,
+// ob_ref_local, ob_ref_shared) in front of ob_type.
 #include "python/DepthLayout.h"
+
+#include "python/DebugOffsets.h"
 
 namespace stackpeek::python {
 
@@ -141,7 +152,95 @@ DepthLayout py313() {
   return d;
 }
 
+// 3.14: localsplus at 80, stackpointer at 64, tagged stack references.
+DepthLayout py314() {
+  DepthLayout d = py313();
+  d.frameLocalsplus = 80;
+  d.iframeStacktop.reset();
+  d.iframeStackpointer = 64;
+  d.stackRefTagBits = 3, d.stackRefTaggedInts = true;
+  d.hasAsyncio = false; // tasks moved to per-thread lists (not read yet)
+  return d;
+}
+
+DepthLayout py315() {
+  DepthLayout d = py314();
+  d.tstateExcInfo = 144; // after current_exception (136)
+  d.htName = 864, d.htQualname = 880; // PyTypeObject grew by 8
+  d.frameCreated = 0, d.frameSuspendedYieldFrom = 2, d.frameCleared = 5;
+  d.awaitedSlotFromTop = 2;
+  return d;
+}
+
+// Every offset inside an object (not inside a frame or thread state) moves
+// by `shift`.
+void shiftObjectFields(DepthLayout &d, uint32_t shift) {
+  for (uint32_t *f : {&d.coNlocals, &d.frameObjectLasti, &d.excArgs, &d.tbNext, &d.tbFrame,
+                      &d.tbLasti, &d.tbLineno, &d.tpBase, &d.tpDict, &d.htName,
+                      &d.htQualname, &d.varSize, &d.tupleItems, &d.listItems, &d.setUsed,
+                      &d.setMask, &d.setTable, &d.floatValue, &d.weakrefObject, &d.cellRef,
+                      &d.methodFunc, &d.methodSelf, &d.futLoop, &d.futCallback0,
+                      &d.futCallbacks, &d.futState, &d.taskFutWaiter, &d.taskCoro,
+                      &d.taskName})
+    *f += shift;
+  for (std::optional<uint32_t> *f :
+       {&d.coNlocalsplus, &d.coLocalsplusNames, &d.coLocalsplusKinds, &d.frameObjectIframe,
+        &d.genIframe, &d.genFrameState, &d.excTraceback, &d.excContext, &d.excCause,
+        &d.excSuppressContext})
+    if (*f)
+      **f += shift;
+}
+
 } // namespace
+
+StackRefValue untagStackRef(const DepthLayout &d, uint64_t bits) {
+  if (d.stackRefTaggedInts && (bits & 3) == 3)
+    return {0, static_cast<int64_t>(bits) >> 2};
+  return {bits & ~d.stackRefTagBits, std::nullopt};
+}
+
+std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
+  std::optional<DepthLayout> base;
+  switch (t.version.minor) {
+  case 13: base = py313(); break;
+  case 14: base = py314(); break;
+  case 15: base = py315(); break;
+  default:
+    if (t.orderGuessed)
+      base = py315();
+  }
+  if (!base)
+    return std::nullopt;
+  DepthLayout d = *base;
+  uint64_t obType = t.get(DebugField::ObType).value_or(8);
+  shiftObjectFields(d, static_cast<uint32_t>(obType - 8));
+  if (t.freeThreaded && t.version.minor == 13)
+    d.stackRefTagBits = 1; // deferred references (Py_TAG_DEFERRED)
+  auto put = [&](DebugField f, uint32_t &field) {
+    if (auto v = t.get(f))
+      field = static_cast<uint32_t>(*v);
+  };
+  auto putOptional = [&](DebugField f, std::optional<uint32_t> &field) {
+    if (auto v = t.get(f))
+      field = static_cast<uint32_t>(*v);
+  };
+  put(DebugField::FrameLocalsplus, d.frameLocalsplus);
+  if (d.iframeStackpointer)
+    putOptional(DebugField::FrameStackpointer, d.iframeStackpointer);
+  putOptional(DebugField::CoLocalsplusnames, d.coLocalsplusNames);
+  putOptional(DebugField::CoLocalspluskinds, d.coLocalsplusKinds);
+  putOptional(DebugField::GiIframe, d.genIframe);
+  putOptional(DebugField::GiFrameState, d.genFrameState);
+  put(DebugField::TupleItem, d.tupleItems);
+  put(DebugField::ListItem, d.listItems);
+  put(DebugField::TupleObSize, d.varSize);
+  put(DebugField::FloatFval, d.floatValue);
+  if (auto keys = t.get(DebugField::HtCachedKeys)) // ht_name, ht_slots, ht_qualname, ht_cached_keys
+    d.htName = static_cast<uint32_t>(*keys - 24), d.htQualname = static_cast<uint32_t>(*keys - 8);
+  if (auto exc = t.get(DebugField::CurrentException)) // exc_info follows it
+    d.tstateExcInfo = static_cast<uint32_t>(*exc + 8);
+  return d;
+}
 
 std::optional<DepthLayout> depthLayout(const PythonVersion &v) {
   if (v.major == 2 && v.minor == 7)
@@ -157,6 +256,8 @@ std::optional<DepthLayout> depthLayout(const PythonVersion &v) {
   case 11: return py311();
   case 12: return py312();
   case 13: return py313();
+  case 14: return py314();
+  case 15: return py315();
   default: return std::nullopt;
   }
 }

@@ -36,7 +36,7 @@ enum class YieldFromModel {
   StacktopPtr,    // 3.8/3.9: code[f_lasti + 2] == YIELD_FROM, f_stacktop[-1]
   StackDepth310,  // 3.10: code[(f_lasti + 1) * 2] == YIELD_FROM, valuestack[depth-1]
   ResumeOparg,    // 3.11/3.12: next instruction RESUME with oparg >= 2, stack top
-  FrameState313,  // 3.13: gi_frame_state == FRAME_SUSPENDED_YIELD_FROM, stack top
+  FrameState313,  // 3.13+: gi_frame_state == FRAME_SUSPENDED_YIELD_FROM, a stack slot
 };
 
 struct DepthLayout {
@@ -51,7 +51,8 @@ struct DepthLayout {
   uint32_t frameLocalsplus = 0;
   std::optional<uint32_t> frameStacktopPtr;  // 3.8/3.9 f_stacktop
   std::optional<uint32_t> frameValuestack, frameStackdepth; // 3.10
-  std::optional<uint32_t> iframeStacktop;    // 3.11+ int, in slots
+  std::optional<uint32_t> iframeStacktop;    // 3.11-3.13 int, in slots
+  std::optional<uint32_t> iframeStackpointer; // 3.14+ _PyStackRef *
   std::optional<uint32_t> frameObjectIframe; // 3.11+ PyFrameObject.f_frame
   uint32_t frameObjectLasti = 0;             // ≤3.10 PyFrameObject.f_lasti
   // Generators / coroutines.
@@ -60,6 +61,14 @@ struct DepthLayout {
   std::optional<uint32_t> genIframe;     // 3.11+ embedded _PyInterpreterFrame
   std::optional<uint32_t> genFrameState; // 3.11+ int8
   int8_t frameCreated = -2, frameSuspendedYieldFrom = -1, frameCleared = 4;
+  // The awaited object's slot, counted from the stack top: 1 (the top)
+  // up to 3.14, 2 from 3.15.
+  uint32_t awaitedSlotFromTop = 1;
+  // 3.14+ (3.13t): frame slots are _PyStackRefs, tagged words. Low bits 11
+  // are a tagged int (the value shifted left by 2), else clearing
+  // `stackRefTagBits` gives the object (0: unset).
+  uint64_t stackRefTagBits = 0;
+  bool stackRefTaggedInts = false;
   std::vector<uint8_t> resumeOpcodes; // 3.11/3.12 RESUME and its variants
   uint8_t yieldFromOpcode = 72;       // ≤3.10
   // Exceptions and tracebacks.
@@ -73,7 +82,8 @@ struct DepthLayout {
   // Types.
   uint32_t tpBase = 256, tpDict = 264;
   uint32_t htName = 0, htQualname = 0; // heap types (ht_qualname 3.x)
-  // Objects.
+  // Objects. varSize: PyVarObject.ob_size.
+  uint32_t varSize = 16;
   uint32_t tupleItems = 24, listItems = 24;
   uint32_t setUsed = 24, setMask = 32, setTable = 40;
   uint32_t setEntryKey = 0, setEntryHash = 8; // 16-byte setentry ({hash, key} in 2.7)
@@ -95,5 +105,20 @@ inline constexpr uint64_t kTpFlagsList = 1ull << 25, kTpFlagsTuple = 1ull << 26,
 
 /// The table for `version`'s minor version, or nullopt if unsupported.
 std::optional<DepthLayout> depthLayout(const PythonVersion &version);
+
+class DebugOffsets;
+
+/// 3.13+: the table of the target's minor version with every field its
+/// `_Py_DebugOffsets` covers taken from there, and the object fields it does
+/// not cover moved by as much as a free-threaded build's larger object
+/// header moved ob_type. nullopt if the minor version has no table.
+std::optional<DepthLayout> depthLayout(const DebugOffsets &table);
+
+/// What a frame slot holds: an object's address (0: unset), or a tagged int.
+struct StackRefValue {
+  uint64_t object = 0;
+  std::optional<int64_t> taggedInt;
+};
+StackRefValue untagStackRef(const DepthLayout &d, uint64_t bits);
 
 } // namespace stackpeek::python

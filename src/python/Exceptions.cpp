@@ -153,7 +153,7 @@ private:
     uint64_t args = ptr(value + d_.excArgs);
     if (!args || r_.typeOf(args).kind != ReprReader::Kind::Tuple)
       return "";
-    int64_t n = valueOr(mem_.readValue<int64_t>(args + 16), int64_t(-1));
+    int64_t n = valueOr(mem_.readValue<int64_t>(args + d_.varSize), int64_t(-1));
     if (n == 0)
       return "";
     if (n != 1)
@@ -193,7 +193,7 @@ private:
     f.frameAddr = frame;
     if (d_.frameObjectIframe) { // 3.11+: code sits in the interpreter frame
       uint64_t iframe = ptr(frame + *d_.frameObjectIframe);
-      f.codeAddr = ptr(iframe + l_.frameCode);
+      f.codeAddr = ptr(iframe + l_.frameCode) & ~l_.executableTagBits;
       f.instrPtr = f.codeAddr + l_.coCodeAdaptive.value_or(0) + uint64_t(std::max(lasti, 0));
     } else {
       f.codeAddr = ptr(frame + l_.frameCode);

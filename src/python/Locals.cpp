@@ -45,7 +45,7 @@ readNameTuple(MemorySource &mem, const Layout &l, const DepthLayout &d,
   std::vector<std::string> names;
   if (tuple == 0)
     return names;
-  auto size = mem.readValue<int64_t>(tuple + 16);
+  auto size = mem.readValue<int64_t>(tuple + d.varSize);
   if (!size)
     return size.takeError();
   if (*size < 0 || size_t(*size) > max)
@@ -135,11 +135,15 @@ public:
     for (size_t i = 0; i < n; ++i) {
       if (code.kinds[i] == SlotKind::Hidden)
         continue;
-      uint64_t value = slots[i];
+      StackRefValue slot = untagStackRef(d_, slots[i]);
+      uint64_t value = slot.object;
       if (value && code.kinds[i] == SlotKind::Cell)
         value = derefCell(value);
       LocalVariable v{code.names[i], kUnset, {}};
-      if (value) {
+      if (slot.taggedInt) {
+        v.repr = std::to_string(*slot.taggedInt);
+        v.type = "int";
+      } else if (value) {
         ValueRepr r = reprs_.repr(value);
         v.repr = std::move(r.repr);
         v.type = std::move(r.type);

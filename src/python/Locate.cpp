@@ -163,7 +163,8 @@ llvm::Expected<PythonVersion> versionWithoutPyVersion(MemorySource &mem,
 llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image,
                                         uint64_t bias, uint64_t runtimeAddr,
                                         const std::string &path,
-                                        std::vector<std::string> &warnings) {
+                                        std::vector<std::string> &warnings,
+                                        std::optional<DepthLayout> &depth) {
   char cookie[8];
   if (mem.read(runtimeAddr, cookie, 8) &&
       std::memcmp(cookie, kDebugOffsetsCookie, 8) == 0) {
@@ -176,6 +177,7 @@ llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image
                          std::to_string(table->version.major) + "." +
                          std::to_string(newestDebugOffsetsMinor()) +
                          " (unverified: frames that fail say why)");
+    depth = depthLayout(*table);
     return layoutFromDebugOffsets(*table);
   }
   PythonVersion version;
@@ -197,6 +199,7 @@ llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image
   if (!layout)
     return locateError("unsupported CPython version " + version.toString());
   layout->version = version;
+  depth = depthLayout(version);
   return *layout;
 }
 
@@ -249,7 +252,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
   if (runtime) {
     in.runtimeAddr = *runtime + in.loadBias;
     auto layout = layoutForRuntime(mem, image, in.loadBias, in.runtimeAddr,
-                                   load.path, in.warnings);
+                                   load.path, in.warnings, in.depth);
     if (!layout)
       return layout.takeError();
     in.layout = *layout;
@@ -267,6 +270,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
       return locateError("unsupported CPython version " + version->toString());
     in.layout = *layout;
     in.layout.version = *version;
+    in.depth = depthLayout(*version);
     in.interpHeadAddr = *head + in.loadBias;
     if (auto current = image.symbol("_PyThreadState_Current"))
       in.currentTstateAddr = *current + in.loadBias;

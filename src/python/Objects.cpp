@@ -44,6 +44,15 @@ llvm::Expected<uint64_t> readPointer(MemorySource &mem, uint64_t addr) {
   return mem.readValue<uint64_t>(addr);
 }
 
+} // namespace
+
+StrState decodeStrState(const Layout &l, uint32_t state) {
+  unsigned at = l.unicodeKindBit;
+  return {(state >> at) & 7, bool((state >> (at + 3)) & 1), bool((state >> (at + 4)) & 1)};
+}
+
+namespace {
+
 // PEP 393 str: state bits are interned:2, kind:3, compact:1, ascii:1
 // (free-threaded 3.14+: interned is a whole byte, see Layout::unicodeKindBit).
 llvm::Expected<std::string> readUnicode3(MemorySource &mem, const Layout &l,
@@ -54,10 +63,9 @@ llvm::Expected<std::string> readUnicode3(MemorySource &mem, const Layout &l,
   if (!obj)
     return obj.takeError();
   int64_t length = obj->get<int64_t>(l.unicodeLength).value_or(-1);
-  uint32_t state = obj->get<uint32_t>(l.unicodeState).value_or(0);
-  unsigned at = l.unicodeKindBit;
-  unsigned kind = (state >> at) & 7;
-  bool compact = (state >> (at + 3)) & 1, ascii = (state >> (at + 4)) & 1;
+  StrState st = decodeStrState(l, obj->get<uint32_t>(l.unicodeState).value_or(0));
+  unsigned kind = st.kind;
+  bool compact = st.compact, ascii = st.ascii;
   if (length < 0 || size_t(length) > kMaxStringBytes)
     return fail("implausible str length %lld", (unsigned long long)length);
   if (kind != 1 && kind != 2 && kind != 4)

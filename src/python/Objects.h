@@ -68,6 +68,14 @@ llvm::Expected<std::string> typeName(MemorySource &mem, const Layout &layout,
                                      uint64_t addr);
 
 /// A str (2.7: str or unicode) as UTF-8 (2.7 str bytes are returned as is).
+/// A PEP 393 str's state word: kind (1, 2 or 4 bytes per code point),
+/// compact (data follows the header), ascii (data after the ASCII header).
+struct StrState {
+  unsigned kind = 0;
+  bool compact = false, ascii = false;
+};
+StrState decodeStrState(const Layout &l, uint32_t state);
+
 llvm::Expected<std::string> readString(MemorySource &mem, const Layout &layout,
                                        uint64_t addr);
 

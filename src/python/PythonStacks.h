@@ -34,6 +34,7 @@
 #include "memory/MemorySource.h"
 #include "model/Snapshot.h"
 #include "process/TidMap.h"
+#include "python/DepthLayout.h"
 #include "python/Layout.h"
 
 namespace stackpeek::python {
@@ -54,6 +55,9 @@ struct Interpreter {
   uint64_t gilCondAddr = 0, gilMutexAddr = 0; // 3.6: &gil_cond, &gil_mutex
   uint64_t gcCollectingAddr = 0;   // 2.7/3.6: &collecting
   std::vector<std::string> warnings; // e.g. debug offsets vs built-in table
+  // What locals, exceptions and tasks need (DepthLayout.h), from the same
+  // debug offsets as `layout` on 3.13+; nullopt when the version has none.
+  std::optional<DepthLayout> depth;
 
   PythonVersion version() const { return layout.version; }
   PythonInfo info() const {

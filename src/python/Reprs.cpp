@@ -279,7 +279,7 @@ private:
 
   void boolean(uint64_t addr) {
     // 2.7: PyIntObject.ob_ival; 3.x: a PyLongObject with 0 or 1 digit.
-    auto v = mem_.readValue<int64_t>(addr + 16);
+    auto v = mem_.readValue<int64_t>(addr + l_.intHeader);
     if (!v) {
       llvm::consumeError(v.takeError());
       out_ += unreadable(addr);
@@ -291,7 +291,7 @@ private:
   }
 
   void integer(uint64_t addr, Kind kind) {
-    auto header = mem_.readValue<int64_t>(addr + 16);
+    auto header = mem_.readValue<int64_t>(addr + l_.intHeader);
     if (!header) {
       llvm::consumeError(header.takeError());
       out_ += unreadable(addr);
@@ -316,7 +316,7 @@ private:
       return;
     }
     std::vector<uint32_t> digits(ndigits);
-    if (ndigits && !mem_.read(addr + 24, digits.data(), ndigits * 4)) {
+    if (ndigits && !mem_.read(addr + l_.intDigits, digits.data(), ndigits * 4)) {
       out_ += unreadable(addr);
       return;
     }
@@ -355,9 +355,9 @@ private:
       data = hdr->pointer(l_.py2UnicodeData);
       width = l_.py2UnicodeWidth;
     } else {
-      uint32_t state = hdr->get<uint32_t>(l_.unicodeState).value_or(0);
-      width = (state >> 2) & 7;
-      bool compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+      StrState st = decodeStrState(l_, hdr->get<uint32_t>(l_.unicodeState).value_or(0));
+      width = st.kind;
+      bool compact = st.compact, ascii = st.ascii;
       if (width != 1 && width != 2 && width != 4)
         return false;
       if (compact)
@@ -449,7 +449,7 @@ private:
 
   void sequence(uint64_t addr, Kind kind, size_t depth) {
     bool tuple = kind == Kind::Tuple;
-    auto size = mem_.readValue<int64_t>(addr + 16);
+    auto size = mem_.readValue<int64_t>(addr + d_.varSize);
     if (!size || *size < 0 || *size > (int64_t(1) << 40)) {
       if (!size)
         llvm::consumeError(size.takeError());
@@ -588,7 +588,7 @@ private:
     }
     std::string name = t.name.substr(t.name.rfind('.') + 1);
     out_ += name;
-    auto n = mem_.readValue<int64_t>(*args + 16);
+    auto n = mem_.readValue<int64_t>(*args + d_.varSize);
     if (n && *n == 1 && l_.stringModel == StringModel::Py3) {
       auto item = mem_.readValue<uint64_t>(*args + d_.tupleItems);
       if (item) {

@@ -68,9 +68,10 @@ def type_name(v):
     """tp_name as CPython stores it, read from the type object itself (the
     field after the PyVarObject head): no rule over __module__/__name__ tells
     a class statement's "Name" from a C heap type's "_module.Name" (3.12's
-    _asyncio.Future, for one)."""
+    _asyncio.Future, for one). The object head is larger on free-threaded
+    builds: object.__basicsize__ is its size."""
     word = ctypes.sizeof(ctypes.c_void_p)
-    name = ctypes.c_char_p.from_address(id(type(v)) + 3 * word).value
+    name = ctypes.c_char_p.from_address(id(type(v)) + object.__basicsize__ + word).value
     return name.decode("utf-8") if not PY2 else name
 
 
