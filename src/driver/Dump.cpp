@@ -91,6 +91,8 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
   ProcessFacts facts = readProcessFacts(view, process);
   ProcessMemory live(view);
   std::optional<python::Interpreter> interp = locatePython(view, live, process);
+  if (interp && options.async)
+    python::locateAsyncioDebug(view, *interp);
 
   // Attach: every thread stops here. The pause lasts until detach().
   auto session = PtraceSession::attach(pid);

@@ -33,14 +33,26 @@
 //    async generators (same object head, so the same frame fields). A
 //    coroutine in `async for` / `await agen.asend()` / `aclose()` awaits an
 //    `async_generator_asend` / `async_generator_athrow` object whose first
-//    field after the object head (ags_gen / agt_gen, offset 16 in every
-//    version) is the async generator; the chain steps through it.
+//    field after the object head (ags_gen / agt_gen) is the async
+//    generator; the chain steps through it.
 //  - Who awaits whom: a task awaits the task that is its fut_waiter; a
 //    gather() future (`_GatheringFuture`, attribute `_children`) makes the
 //    task await every child; a TaskGroup child carries the callback
 //    `TaskGroup._on_task_done`, a bound method whose TaskGroup's
 //    `_parent_task` awaits it.
 //  - Loop -> thread: BaseEventLoop._thread_id (threading ident) while running.
+//  - 3.14+: C tasks are no longer in `_scheduled_tasks` (it keeps only
+//    pure-Python ones). Each is on a circular list through its `task_node`
+//    (llist_node {next, prev}): the list of the thread that created it, in
+//    _PyThreadStateImpl, or the interpreter's for tasks of threads that
+//    exited. Each thread state also has its running loop and task. The
+//    `_asyncio` module publishes where these are in its .AsyncioDebug
+//    section, 13 words: task {size, task_name, task_awaited_by,
+//    task_is_task, task_awaited_by_is_set, task_coro, task_node},
+//    interpreter {size, asyncio_tasks_head}, thread {size,
+//    asyncio_running_loop, asyncio_running_task, asyncio_tasks_head}. In the
+//    task, the future's state (an int) follows task_awaited_by and
+//    task_fut_waiter precedes task_coro.
 #include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
@@ -53,16 +65,29 @@ namespace stackpeek::python {
 
 namespace {
 
+// The .AsyncioDebug offsets stackpeek uses (3.14+).
+struct AsyncioDebug {
+  uint64_t taskName, taskAwaitedBy, taskCoro, taskNode;
+  uint64_t interpTasksHead;
+  uint64_t tstateRunningLoop, tstateRunningTask, tstateTasksHead;
+};
+
 class AsyncioReader {
 public:
   AsyncioReader(const Interpreter &in, const DepthLayout &d, ReprReader &r)
       : l_(in.layout), d_(d), r_(r), mem_(r.memory()) {}
 
-  void run(uint64_t interpAddr, CapturedAsyncio &out) {
+  void run(uint64_t interpAddr, const std::vector<uint64_t> &tstates,
+           const std::optional<AsyncioDebug> &listed, CapturedAsyncio &out) {
     uint64_t tasksModule = moduleDict(interpAddr, "asyncio.tasks");
     if (!tasksModule)
       return; // asyncio not imported
     std::vector<uint64_t> tasks;
+    if (listed)
+      listedTasks(*listed, interpAddr, tstates, tasks, out);
+    else if (d_.asyncioInThreadLists && moduleDict(interpAddr, "_asyncio"))
+      out.errors.push_back("the _asyncio module's debug offsets were not found: its "
+                           "tasks (asyncio's default) are not listed, pure-Python ones are");
     for (const char *weak : {"_all_tasks", "_scheduled_tasks"})
       if (uint64_t ws = lookup(tasksModule, weak))
         weakSetItems(ws, tasks, out);
@@ -87,6 +112,34 @@ public:
 
 private:
   uint64_t ptr(uint64_t addr) { return valueOr(mem_.readValue<uint64_t>(addr), 0ul); }
+
+  // 3.14+: the C tasks on every thread's list and the interpreter's, and
+  // which task each thread's loop runs now.
+  void listedTasks(const AsyncioDebug &a, uint64_t interpAddr,
+                   const std::vector<uint64_t> &tstates, std::vector<uint64_t> &tasks,
+                   CapturedAsyncio &out) {
+    for (uint64_t ts : tstates) {
+      taskList(ts + a.tstateTasksHead, a.taskNode, tasks, out);
+      if (uint64_t loop = ptr(ts + a.tstateRunningLoop))
+        if (uint64_t task = ptr(ts + a.tstateRunningTask))
+          current_[loop] = task;
+    }
+    taskList(interpAddr + a.interpTasksHead, a.taskNode, tasks, out);
+  }
+
+  // The tasks on the circular list whose head is at `head`, bounded and
+  // safe against a loop that does not come back to the head.
+  void taskList(uint64_t head, uint64_t nodeOffset, std::vector<uint64_t> &tasks,
+                CapturedAsyncio &out) {
+    std::unordered_set<uint64_t> seen;
+    for (uint64_t node = ptr(head); node && node != head; node = ptr(node)) {
+      if (!seen.insert(node).second || seen.size() > kMaxTasks) {
+        out.errors.push_back("task list at " + hexAddress(head) + " does not close");
+        return;
+      }
+      tasks.push_back(node - nodeOffset);
+    }
+  }
 
   uint64_t lookup(uint64_t dict, const std::string &key) {
     return valueOr(dictLookupString(mem_, l_, dict, key), 0ul);
@@ -279,6 +332,8 @@ private:
       }
       f.codeAddr = fr->pointer(l_.frameCode) & ~l_.executableTagBits;
       f.instrPtr = fr->pointer(l_.frameInstrPtr);
+      if (l_.frameTlbcIndex) // the bytecode copy of the thread that ran it last
+        f.tlbcIndex = fr->get<int32_t>(*l_.frameTlbcIndex).value_or(0);
     }
     f.frameAddr = frameAddr;
     f.owner = l_.ownerGenerator;
@@ -356,7 +411,7 @@ private:
   uint64_t throughAwaitable(uint64_t obj) {
     const std::string &n = r_.typeOf(obj).name;
     if (n == "async_generator_asend" || n == "async_generator_athrow")
-      return ptr(obj + kAsyncGenAwaitableGen);
+      return ptr(obj + d_.asyncGenAwaitableGen);
     return obj;
   }
 
@@ -463,8 +518,6 @@ private:
     return valueOr(readUnsignedInt(mem_, l_, id), 0ul);
   }
 
-  static constexpr uint64_t kAsyncGenAwaitableGen = 16;
-
   const Layout &l_;
   const DepthLayout &d_;
   ReprReader &r_;
@@ -477,21 +530,57 @@ private:
 
 } // namespace
 
-CapturedAsyncio captureAsyncio(const Interpreter &interp, const DepthLayout &d,
+// Reads and checks the _asyncio module's table (3.14+); nullopt with the
+// reason in `errors` when it is missing or implausible.
+std::optional<AsyncioDebug> readAsyncioDebug(const Interpreter &in, MemorySource &mem,
+                                             std::vector<std::string> &errors) {
+  uint64_t w[13];
+  if (!in.asyncioDebugAddr || !mem.read(in.asyncioDebugAddr, w, sizeof w))
+    return std::nullopt; // AsyncioReader says so if _asyncio was imported
+
+  AsyncioDebug a{w[1], w[2], w[5], w[6], w[8], w[10], w[11], w[12]};
+  uint64_t taskSize = w[0], interpSize = w[7], tstateSize = w[9];
+  bool ok = taskSize < 4096 && a.taskName + 8 <= taskSize && a.taskCoro + 8 <= taskSize &&
+            a.taskNode + 16 <= taskSize && a.taskAwaitedBy + 12 <= taskSize &&
+            a.taskCoro >= 8 && interpSize < (1u << 22) && a.interpTasksHead + 16 <= interpSize &&
+            tstateSize < (1u << 16) && a.tstateTasksHead + 16 <= tstateSize &&
+            a.tstateRunningLoop + 8 <= tstateSize && a.tstateRunningTask + 8 <= tstateSize;
+  if (!ok) {
+    errors.push_back("the _asyncio module's debug offsets are implausible; C tasks not listed");
+    return std::nullopt;
+  }
+  return a;
+}
+
+CapturedAsyncio captureAsyncio(const Interpreter &interp, const DepthLayout &base,
                                ReprReader &reprs,
                                const CapturedPython &captured) {
   CapturedAsyncio out;
-  if (!d.hasAsyncio) {
+  if (!base.hasAsyncio && !base.asyncioInThreadLists) {
     out.errors.push_back("asyncio tasks are supported on CPython 3.8+");
     return out;
+  }
+  DepthLayout d = base;
+  std::optional<AsyncioDebug> listed;
+  if (base.asyncioInThreadLists) {
+    listed = readAsyncioDebug(interp, reprs.memory(), out.errors);
+    if (listed) {
+      d.taskName = uint32_t(listed->taskName), d.taskCoro = uint32_t(listed->taskCoro);
+      d.taskFutWaiter = d.taskCoro - 8;
+      d.futState = uint32_t(listed->taskAwaitedBy + 8);
+    }
   }
   std::vector<uint64_t> interps;
   for (const CapturedThread &t : captured.threads)
     if (std::find(interps.begin(), interps.end(), t.interpAddr) == interps.end())
       interps.push_back(t.interpAddr);
   for (uint64_t in : interps) {
+    std::vector<uint64_t> tstates;
+    for (const CapturedThread &t : captured.threads)
+      if (t.interpAddr == in)
+        tstates.push_back(t.tstateAddr);
     AsyncioReader reader(interp, d, reprs);
-    reader.run(in, out);
+    reader.run(in, tstates, listed, out);
     if (out.tasks.size() >= kMaxTasks)
       break;
   }

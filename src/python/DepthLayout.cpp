@@ -159,7 +159,7 @@ DepthLayout py314() {
   d.iframeStacktop.reset();
   d.iframeStackpointer = 64;
   d.stackRefTagBits = 3, d.stackRefTaggedInts = true;
-  d.hasAsyncio = false; // tasks moved to per-thread lists (not read yet)
+  d.asyncioInThreadLists = true;
   return d;
 }
 
@@ -179,7 +179,7 @@ void shiftObjectFields(DepthLayout &d, uint32_t shift) {
                       &d.tbLasti, &d.tbLineno, &d.tpBase, &d.tpDict, &d.htName,
                       &d.htQualname, &d.varSize, &d.tupleItems, &d.listItems, &d.setUsed,
                       &d.setMask, &d.setTable, &d.floatValue, &d.weakrefObject, &d.cellRef,
-                      &d.methodFunc, &d.methodSelf, &d.futLoop, &d.futCallback0,
+                      &d.methodFunc, &d.methodSelf, &d.asyncGenAwaitableGen, &d.futLoop, &d.futCallback0,
                       &d.futCallbacks, &d.futState, &d.taskFutWaiter, &d.taskCoro,
                       &d.taskName})
     *f += shift;

@@ -89,8 +89,13 @@ struct DepthLayout {
   uint32_t setEntryKey = 0, setEntryHash = 8; // 16-byte setentry ({hash, key} in 2.7)
   uint32_t floatValue = 16, weakrefObject = 16, cellRef = 16;
   uint32_t methodFunc = 16, methodSelf = 24;
+  // async_generator_asend / _athrow: ags_gen / agt_gen, right after the head.
+  uint32_t asyncGenAwaitableGen = 16;
   // _asyncio FutureObj / TaskObj (3.8+).
   bool hasAsyncio = false;
+  // 3.14+: C tasks are on per-thread lists that the _asyncio module's own
+  // debug offsets describe (Asyncio.cpp), which also place the task fields.
+  bool asyncioInThreadLists = false;
   uint32_t futLoop = 16, futCallback0 = 24, futCallbacks = 40, futState = 0;
   uint32_t taskFutWaiter = 0, taskCoro = 0, taskName = 0;
 };

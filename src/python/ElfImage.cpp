@@ -22,7 +22,7 @@ constexpr std::array kWantedSymbols = {
 // too: two different definitions make the name unusable, not the first one.
 constexpr std::array kUniqueSymbols = {"interpreter_lock", "gil_cond",
                                        "gil_mutex", "collecting"};
-constexpr std::array kWantedSections = {".PyRuntime", ".bss", ".data"};
+constexpr std::array kWantedSections = {".PyRuntime", ".AsyncioDebug", ".bss", ".data"};
 constexpr uint64_t kMaxElfFileSize = 2ull << 30;
 
 template <class Array> bool wanted(const Array &names, llvm::StringRef name) {

@@ -387,6 +387,8 @@ llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &d) {
   shiftUnpublishedObjectFields(d, *base, l);
   if (d.freeThreaded && d.version.atLeast(3, 14))
     l.unicodeKindBit = 8;
+  if (d.freeThreaded)
+    l.managedDictBefore = 8;
   if (d.freeThreaded && d.get(DebugField::FrameTlbcIndex) && d.get(DebugField::CoTlbc)) {
     l.frameTlbcIndex = static_cast<uint32_t>(*d.get(DebugField::FrameTlbcIndex));
     l.coTlbc = static_cast<uint32_t>(*d.get(DebugField::CoTlbc));

@@ -82,7 +82,8 @@ enum class InstanceDictModel {
   TypeDictOffset,  // ≤3.10: *(obj + type->tp_dictoffset)
   Managed311,      // values at obj-4 words, dict at obj-3 words
   DictOrValues312, // one tagged word at obj-3 words (bit 0: values)
-  Inline313,       // dict at obj-3 words, else inline values at obj+16
+  Inline313,       // dict before obj (Layout::managedDictBefore), else
+                   // inline values after the type's basic size
 };
 enum class IntModel { Py2Int, SignedSize, LvTag };
 
@@ -185,6 +186,10 @@ struct Layout {
   uint32_t dictUsed = 16, dictKeys = 32, dictValues = 40;
   uint32_t dictValuesArray = 0; // offset of values[] inside PyDictValues
   InstanceDictModel instanceDict = InstanceDictModel::TypeDictOffset;
+  // Inline313: the managed dict pointer is this many bytes before the
+  // object: 3 words (after the GC header's 2), or 1 word on free-threaded
+  // builds, which have no GC header in front of objects.
+  uint32_t managedDictBefore = 24;
   IntModel intModel = IntModel::SignedSize;
   uint32_t intHeader = 16, intDigits = 24; // ob_size / lv_tag, ob_digit
   uint32_t moduleDict = 16; // PyModuleObject.md_dict

@@ -26,6 +26,7 @@
 #include "python/ElfImage.h"
 #include "python/RemoteStruct.h"
 #include "process/SafeFile.h"
+#include "llvm/Support/Path.h"
 
 namespace stackpeek::python {
 
@@ -280,6 +281,8 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
   }
   if (llvm::Error err = validateRuntime(mem, in))
     return std::move(err);
+  if (auto asyncio = image.section(".AsyncioDebug"))
+    in.asyncioDebugAddr = asyncio->address + in.loadBias;
   return in;
 }
 
@@ -338,6 +341,30 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) 
   for (const std::string &f : failures)
     msg += "; " + f;
   return locateError(msg);
+}
+
+void locateAsyncioDebug(pid_t pid, Interpreter &in) {
+  if (in.asyncioDebugAddr || !in.version().atLeast(3, 14))
+    return;
+  auto maps = readMaps(pid);
+  if (!maps) {
+    llvm::consumeError(maps.takeError());
+    return;
+  }
+  for (const MapEntry &m : *maps) {
+    llvm::StringRef base = llvm::sys::path::filename(m.path);
+    if (m.offset != 0 || !base.startswith("_asyncio.") || !base.endswith(".so"))
+      continue;
+    auto image = ElfImage::open(pathInTarget(pid, stripDeleted(m.path)));
+    if (!image) {
+      llvm::consumeError(image.takeError());
+      continue;
+    }
+    if (auto section = image->section(".AsyncioDebug")) {
+      in.asyncioDebugAddr = section->address + m.start - image->firstLoadVaddr();
+      return;
+    }
+  }
 }
 
 } // namespace stackpeek::python

@@ -251,7 +251,7 @@ llvm::Expected<InstanceDict> instanceDict(MemorySource &mem, const Layout &l,
     return out;
   }
   case InstanceDictModel::Inline313: {
-    auto dict = readPointer(mem, obj - 24);
+    auto dict = readPointer(mem, obj - l.managedDictBefore);
     if (!dict)
       return dict.takeError();
     if (*dict || !(flags & kTpFlagsInlineValues)) {

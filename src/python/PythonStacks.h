@@ -58,6 +58,10 @@ struct Interpreter {
   // What locals, exceptions and tasks need (DepthLayout.h), from the same
   // debug offsets as `layout` on 3.13+; nullopt when the version has none.
   std::optional<DepthLayout> depth;
+  // 3.14+: where the `_asyncio` module's debug offsets are (its
+  // .AsyncioDebug section: in the interpreter for a static build, else in
+  // the _asyncio extension once imported); 0 when not found.
+  uint64_t asyncioDebugAddr = 0;
 
   PythonVersion version() const { return layout.version; }
   PythonInfo info() const {
@@ -71,6 +75,11 @@ struct Interpreter {
 /// CPython process. An error: it looks like Python but could not be decoded
 /// (unsupported version, runtime not initialised, unreadable file, ...).
 llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem);
+
+/// 3.14+, for --async: finds `_asyncio`'s debug offsets in an extension
+/// module the target imported, when the interpreter does not hold them.
+/// Reads ELF headers: call before the pause.
+void locateAsyncioDebug(pid_t pid, Interpreter &in);
 
 /// Where each OS thread's thread state was at the last full walk of the
 /// thread list, kept by a caller that captures over and over (the sampler).

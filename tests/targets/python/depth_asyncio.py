@@ -185,6 +185,15 @@ def describe(tasks, loop_threads, function_name, expected_locals):
 def use_pure_python_tasks():
     asyncio.tasks.Task = asyncio.tasks._PyTask
     asyncio.Task = asyncio.tasks._PyTask
+    # 3.14's C current_task() reads the thread state, which pure-Python
+    # tasks do not set: TaskGroup and timeout() must see theirs.
+    for name in ("current_task", "all_tasks", "_enter_task", "_leave_task",
+                 "_swap_current_task", "_register_task", "_unregister_task"):
+        py = getattr(asyncio.tasks, "_py_" + name, None)
+        if py is not None:
+            setattr(asyncio.tasks, name, py)
+            if hasattr(asyncio, name):
+                setattr(asyncio, name, py)
 
 
 def run(path, ready_fd, finish, native_tid, function_name, expected_locals,
