@@ -109,9 +109,10 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
     auto captured = python::capture(*interp, live);
     if (captured)
       capturedPython = std::move(*captured);
-    else
-      process.errors.push_back("Python stacks unavailable: " +
-                               llvm::toString(captured.takeError()));
+    else {
+      process.pythonUnavailable = llvm::toString(captured.takeError());
+      process.errors.push_back("Python stacks unavailable: " + *process.pythonUnavailable);
+    }
   }
   // Values that change as the target runs (locals, the exception being
   // handled, asyncio tasks) are read now, within bounds (python/Depth.h).
@@ -145,8 +146,10 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
       attached.push_back(t.tid);
     for (const UncapturedThread &u : (*session)->uncaptured())
       attached.push_back(u.tid);
-    if (auto note = unmatchedPythonNote(stacks, attached, facts.tidMap))
-      process.errors.push_back(*note);
+    if (auto why = unmatchedPythonNote(stacks, attached, facts.tidMap)) {
+      process.pythonUnavailable = *why;
+      process.errors.push_back("Python stacks unavailable: " + *why);
+    }
     depth = python::resolveDepth(*interp, *capturedPython, capturedDepth, live, stacks);
     for (python::PythonThreadStack &s : stacks)
       if (s.tid != 0)

@@ -86,11 +86,24 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
       s->readProcess(true);
     }
   }
-  if (options.nonblocking && !s->interp_)
+  if (options.nonblocking && !s->interp_) {
+    std::string why = "it is not a Python process";
+    for (const std::string &e : s->process_.errors)
+      if (llvm::StringRef(e).startswith("Python stacks unavailable: "))
+        why = e.substr(std::strlen("Python stacks unavailable: "));
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "--nonblocking reads Python stacks only, and pid %d "
-                                   "is not a Python process that stackpeek can read",
-                                   pid);
+                                   "cannot be read as Python: %s",
+                                   pid, why.c_str());
+  }
+  if (options.gilOnly && s->interp_ &&
+      python::freeThreadedGilEnabled(*s->interp_, s->live_) == false)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "--gil samples the thread holding the GIL, and pid %d runs CPython %s "
+        "free-threaded without one: record without --gil (every thread runs Python "
+        "at once), or start it with PYTHON_GIL=1",
+        pid, s->interp_->version().toString().c_str());
   // One attach up front checks what per-sample attaches skip (zombie,
   // kernel thread, another tracer, permissions) and fails early and clearly.
   if (!options.nonblocking) {
@@ -544,6 +557,10 @@ void ProcessSampler::noteModulesWithoutSymbols(SamplerStats &stats) {
   const std::vector<ModuleWithoutSymbols> &modules = symbolizer_->modulesWithoutSymbols();
   for (; notedModules_ < modules.size(); ++notedModules_)
     stats.notes.insert(missingSymbolsNote(modules[notedModules_]));
+  // Why Python frames are missing (or what is unverified), once.
+  for (const std::string &e : process_.errors)
+    if (llvm::StringRef(e).startswith("Python"))
+      stats.notes.insert(e);
 }
 
 // Decodes and records one pass, after the target runs again.

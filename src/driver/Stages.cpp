@@ -59,8 +59,8 @@ std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
                                                 Process &process) {
   auto interp = python::locate(pid, mem);
   if (!interp) {
-    process.errors.push_back("Python stacks unavailable: " +
-                             llvm::toString(interp.takeError()));
+    process.pythonUnavailable = llvm::toString(interp.takeError());
+    process.errors.push_back("Python stacks unavailable: " + *process.pythonUnavailable);
     return std::nullopt;
   }
   if (!*interp)
@@ -93,8 +93,7 @@ unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
                            ? "the Python thread state names thread " + ids + ", which is not"
                            : "the " + std::to_string(stacks.size()) +
                                  " Python thread states name threads " + ids + ", none of which is";
-  return "Python stacks unavailable: " + states + " a thread of this process (" + why +
-         "); native stacks only";
+  return states + " a thread of this process (" + why + "); native stacks only";
 }
 
 void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,

@@ -46,7 +46,7 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process);
 std::optional<python::Interpreter> locatePython(pid_t pid, MemorySource &mem,
                                                 Process &process);
 
-/// A note for a process whose interpreter was read but none of whose
+/// Why Python stacks are unavailable for a process whose interpreter was read but none of whose
 /// thread states belongs to one of `threads` (those attached, our ids),
 /// with the reason; nullopt when some did, or there were none.
 std::optional<std::string>

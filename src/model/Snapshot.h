@@ -154,6 +154,10 @@ struct Process {
   std::vector<Thread> threads;
   std::vector<std::string> errors; // process-level problems (partial dump, ...)
   std::optional<PythonInfo> python;
+  // Why a process that runs Python has no Python frames in this snapshot
+  // (an undecodable runtime, unreadable thread states, ...); also among
+  // `errors`. Empty for a process that is not Python at all.
+  std::optional<std::string> pythonUnavailable;
   std::optional<AsyncioSnapshot> asyncio; // only with --async
 
   // How long the target was paused while the snapshot was taken.

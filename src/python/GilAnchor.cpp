@@ -46,8 +46,23 @@ namespace {
 constexpr uint64_t kMaxSwitchIntervalUs = 3600ull * 1000 * 1000;
 } // namespace
 
+std::optional<bool> freeThreadedGilEnabled(const Interpreter &in, MemorySource &mem) {
+  const Layout &l = in.layout;
+  uint64_t interp = 0, gil = 0;
+  int32_t enabled = 0;
+  if (!l.freeThreaded || !l.gilEnabled || !l.interpGilPointer ||
+      !mem.read(in.interpHeadAddr, &interp, 8) || !interp ||
+      !mem.read(interp + *l.interpGilPointer, &gil, 8) || !gil ||
+      !mem.read(gil + *l.gilEnabled, &enabled, 4))
+    return std::nullopt;
+  return enabled != 0;
+}
+
 uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem) {
   const Layout &l = in.layout;
+  // Without a GIL no thread's stop keeps the others from running Python.
+  if (l.freeThreaded && freeThreadedGilEnabled(in, mem) != true)
+    return 0;
   switch (l.gilLock) {
   case GilLockModel::RuntimeGilStruct:
     return l.runtimeGil && in.runtimeAddr ? in.runtimeAddr + *l.runtimeGil : 0;

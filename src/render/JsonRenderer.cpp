@@ -46,6 +46,7 @@ public:
       else
         j_.value(nullptr);
       j_.attributeEnd();
+      optional("python_unavailable", p.pythonUnavailable);
       optional("pause_us", p.pauseMicros);
       j_.attributeArray("threads", [&] {
         for (const Thread &t : p.threads)

@@ -9,7 +9,10 @@ states, writing down from inside the process which thread is which:
   - gc: the main thread is inside gc.collect(), in a finalizer that spins in
     Python, while two threads block in read(2) with the GIL released.
 Every version in SUPPORTED must report the state; a version left out of it
-must report it as unknown (null), so no version passes silently.
+must report it as unknown (null), so no version passes silently. A
+free-threaded build running without its GIL (3.13t, 3.14t) has no GIL state
+at all: every thread's is null, and so is `gc` while a collection runs (no
+holder tells which thread runs it).
 """
 
 import os
@@ -21,8 +24,10 @@ import pyharness
 
 
 # Which versions can tell each state (see docs/python-versions.md).
-GIL_WAIT_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"}
-GC_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"}
+GIL_WAIT_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13",
+                      "3.14", "3.15"}
+GC_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14",
+                "3.15"}
 
 SYS_PAUSE = 34  # x86_64
 
@@ -71,6 +76,11 @@ def test_waiters_and_holder(python, tmp_path):
     # stop a waiter between two waits (not in the futex: "released"). Up to 3
     # dumps, at least one must show every waiter waiting; none may ever show a
     # waiter holding the GIL or the holder not holding it.
+    if t.oracle["without_gil"]:
+        by_tid = pyharness.threads_by_tid(harness.dump_json(t.pid))
+        for tid in [holder] + waiters:
+            assert by_tid[tid]["gil"] is None and by_tid[tid]["holds_gil"] is None, by_tid[tid]
+        return
     seen = []
     for _ in range(3):
         dump = harness.dump_json(t.pid)
@@ -100,6 +110,10 @@ def test_text_output_names_the_waiters(python, tmp_path):
     res = harness.run_stackpeek(["dump", t.pid])
     assert res.returncode == 0, res.stderr
     headers = [line for line in res.stdout.splitlines() if line.startswith("Thread ")]
+    if t.oracle["without_gil"]:
+        assert "free-threaded, GIL disabled" in res.stdout, res.stdout[:300]
+        assert not [h for h in headers if "GIL" in h], headers
+        return
     holder_line = [h for h in headers if h.startswith("Thread %d " % holder)]
     assert holder_line and "holds the GIL" in holder_line[0], headers
     if minor_version(t.oracle) in GIL_WAIT_SUPPORTED:
@@ -112,7 +126,7 @@ def test_collector_is_the_finalizing_thread(python, tmp_path):
     collector, blocked = t.oracle["collector"], t.oracle["blocked"]
     if t.oracle["has_callbacks"]:
         assert t.oracle["verified_by_callbacks"], "the target's gc.callbacks disagree"
-    supported = minor_version(t.oracle) in GC_SUPPORTED
+    supported = minor_version(t.oracle) in GC_SUPPORTED and not t.oracle["without_gil"]
     # The collector spins in Python and nothing else wants the GIL, but 2.7's
     # eval loop still releases and retakes it every 100 bytecodes, so a dump
     # may catch it between the two (not holding, so not collecting either).

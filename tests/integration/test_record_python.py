@@ -83,6 +83,16 @@ def test_gil_keeps_only_the_thread_holding_the_gil(python, tmp_path):
     busy = [ot for ot in t.oracle["threads"] if not ot["exact"]]
     assert len(busy) == 1
     out = str(tmp_path / "p.json")
+    if not t.oracle["gil_enabled"]:
+        # A free-threaded build without its GIL: no thread holds one, and
+        # --gil says so instead of recording nothing.
+        res = harness.run_stackpeek(["record", "--pid", t.pid, "--duration", "0.2", "--gil",
+                                     "-o", out])
+        assert res.returncode == 2, (res.returncode, res.stderr)
+        assert "free-threaded without one" in res.stderr and "PYTHON_GIL=1" in res.stderr, (
+            res.stderr)
+        harness.assert_running(t.pid)
+        return
     record_json(t.pid, out, "--gil")
     harness.assert_running(t.pid)
     by_tid = pyharness.samples_by_tid(out)

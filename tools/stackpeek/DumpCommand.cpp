@@ -168,6 +168,10 @@ int runDump(const DumpArgs &args, const std::set<int> &roots) {
     }
     leaveOutThreads(result->process, args.skipThreads);
     renderer->render(result->process, out);
+    // Also where it is seen when the output goes to a file or a pipe.
+    if (result->process.pythonUnavailable)
+      llvm::errs() << "stackpeek: pid " << pid << ": Python stacks unavailable ("
+                   << *result->process.pythonUnavailable << "); native stacks only\n";
     if (result->incomplete) {
       llvm::errs() << "stackpeek: pid " << pid
                    << " exited during the dump; output is partial\n";

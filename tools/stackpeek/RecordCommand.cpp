@@ -58,7 +58,8 @@ running when recording stops is sent SIGTERM (SIGKILL if it has not exited
 By default only threads on a CPU are sampled. For Python stacks one thread
 is paused per sample, for about 0.1 ms: the one that last held the GIL (the
 others cannot run Python code without taking it, which stackpeek checks);
-with --native, or on Python 2.7 and 3.6, every sampled thread is. --idle
+with --native, on Python 2.7 and 3.6, and on free-threaded builds (3.13t,
+3.14t) running without a GIL, every sampled thread is. --idle
 adds sleeping threads, --nonblocking reads Python stacks without pausing
 anything (samples torn by the running target are detected and dropped).
 )";
@@ -342,7 +343,8 @@ CommandRunner addRecordCommand(CLI::App &app) {
   cmd->add_flag("--idle", args->options.sampler.includeIdle,
                 "also sample threads that are sleeping or waiting");
   cmd->add_flag("--gil", args->options.sampler.gilOnly,
-                "only sample the thread holding the GIL");
+                "only sample the thread holding the GIL (free-threaded builds "
+                "without a GIL have none: an error)");
   cmd->add_flag("--threads", args->options.sampler.threadRoots,
                 "keep the thread as the root frame of each stack");
   cmd->add_flag("--subprocesses", args->options.subprocesses,

@@ -51,8 +51,15 @@ def version():
     return "%d.%d.%d" % sys.version_info[:3]
 
 
+def without_gil():
+    """A free-threaded build running without its GIL (3.13t+)."""
+    probe = getattr(sys, "_is_gil_enabled", None)
+    return probe is not None and not probe()
+
+
 def finish(path, ready_fd, oracle):
-    oracle.update({"pid": os.getpid(), "version": version(), "settled": True})
+    oracle.update({"pid": os.getpid(), "version": version(), "settled": True,
+                   "without_gil": without_gil()})
     with open(path + ".tmp", "w") as f:
         json.dump(oracle, f)
     os.rename(path + ".tmp", path)
