@@ -116,9 +116,13 @@ struct FakeRuntime {
   Interpreter in;
   uint64_t interp = 0;
 
-  explicit FakeRuntime(int minor) {
-    in.layout = *builtinLayout(3, minor);
+  explicit FakeRuntime(int minor) : FakeRuntime(*builtinLayout(3, minor)) {
     in.layout.version.micro = 0;
+  }
+  // A runtime laid out as `layout` says (one read from a debug-offsets
+  // table, say), written through the same offsets the decoder reads.
+  explicit FakeRuntime(const Layout &layout) {
+    in.layout = layout;
     const Layout &l = in.layout;
     in.runtimeAddr = heap.alloc(l.runtimeSize + 64);
     in.interpHeadAddr = in.runtimeAddr + l.runtimeInterpretersHead.value_or(0);
@@ -331,6 +335,111 @@ TEST(PythonLayout, DebugOffsetsGcAndGilWaiters) {
   auto bad = layoutFromDebugOffsets(mem, 0x5000);
   EXPECT_FALSE(bool(bad));
   llvm::consumeError(bad.takeError());
+}
+
+// A patch release that moves fields (py-spy#852: 3.14.5 moved
+// imports.modules) changes only its table: the decoder must follow the
+// table, not the built-in offsets of the minor version.
+TEST(PythonLayout, DecoderFollowsAPerturbedDebugOffsetsTable) {
+  FakeMemory tableMem;
+  std::vector<uint64_t> w = debugOffsets313();
+  w[23] = 96;  // thread_state.current_frame (72)
+  w[24] = 184; // thread_state.thread_id (152)
+  w[25] = 192; // thread_state.native_thread_id (160)
+  w[29] = 24;  // interpreter_frame.previous (8)
+  w[35] = 144; // code_object.filename (112)
+  tableMem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto layout = layoutFromDebugOffsets(tableMem, 0x5000);
+  ASSERT_TRUE(bool(layout)) << llvm::toString(layout.takeError());
+  const Layout builtin = *builtinLayout(3, 13);
+  ASSERT_NE(layout->tstateFrame, builtin.tstateFrame);
+  ASSERT_NE(layout->coFilename, builtin.coFilename);
+
+  FakeRuntime rt(*layout);
+  FakePython py(rt.heap, rt.in.layout);
+  uint64_t outer = py.code("main", "/app/main.py", 10, oneLineTable(8, 2));
+  uint64_t inner = py.code("work", "/app/lib.py", 20, oneLineTable(8, 1));
+  uint64_t f2 = rt.iframe(outer, 3, 0);
+  uint64_t f1 = rt.iframe(inner, 2, f2);
+  rt.addThread(f1, 4242);
+  auto cap = capture(rt.in, rt.mem);
+  ASSERT_TRUE(bool(cap)) << llvm::toString(cap.takeError());
+  auto stacks = resolve(rt.in, *cap, rt.mem);
+  ASSERT_EQ(stacks.size(), 1u);
+  EXPECT_EQ(stacks[0].tid, 4242);
+  ASSERT_EQ(stacks[0].frames.size(), 2u);
+  EXPECT_EQ(stacks[0].frames[0].file, "/app/lib.py");
+  EXPECT_EQ(stacks[0].frames[0].line, 21u);
+  EXPECT_EQ(stacks[0].frames[1].file, "/app/main.py");
+  EXPECT_EQ(stacks[0].frames[1].line, 12u);
+}
+
+// _Py_DebugOffsets of Debian's 3.15.2 (python3.15 3.15.2-1), as decoded
+// from the executable's .PyRuntime section.
+std::vector<uint64_t> debugOffsets315() {
+  std::vector<uint64_t> w = {
+      0, 0x030f02f0, 0,
+      346568, 912, 936, 226240, 7272, 7264, 7336, 7352, 7400, 7592, 7576, 7584, 16, 7736,
+      0, 7752, 7744, 7944, 0, 888, 0, 8, 16, 72, 80, 88, 96, 176, 184, 256, 32, 36, 40,
+      136, 288, 0, 88, 8, 0, 56, 80, 74, 64, 0, 216, 112, 120, 128, 136, 68, 52, 96, 104,
+      208, 0, 16, 8, 424, 24, 88, 168, 32, 288, 944, 888, 40, 32, 16, 40, 24, 16, 200,
+      24, 40, 32, 48, 32, 40, 24, 16, 32, 16, 24, 40, 16, 32, 64, 32, 16, 40, 56, 176,
+      112, 120, 1120, 104, 160, 24, 72, 67, 0, 8, 24, 344, 8028, 0, 4, 512};
+  std::memcpy(&w[0], kDebugOffsetsCookie, 8);
+  return w;
+}
+
+TEST(PythonLayout, DebugOffsets315) {
+  FakeMemory mem;
+  std::vector<uint64_t> w = debugOffsets315();
+  ASSERT_EQ(w.size(), 111u);
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto table = readDebugOffsets(mem, 0x5000);
+  ASSERT_TRUE(bool(table)) << llvm::toString(table.takeError());
+  EXPECT_FALSE(table->orderGuessed);
+  EXPECT_EQ(table->get(DebugField::BaseFrame), 80u);
+  EXPECT_EQ(table->get(DebugField::ThreadId), 176u);
+  EXPECT_EQ(table->get(DebugField::HoldsGil), 36u);
+  EXPECT_EQ(table->get(DebugField::GilRequested), 40u);
+  EXPECT_EQ(table->get(DebugField::CompactUnicodeSize), 56u);
+  EXPECT_EQ(table->get(DebugField::GiFrameState), 67u);
+  auto layout = layoutFromDebugOffsets(*table);
+  ASSERT_TRUE(bool(layout)) << llvm::toString(layout.takeError());
+  EXPECT_EQ(layout->version.toString(), "3.15.2");
+  EXPECT_EQ(layout->interpModules, 7592u);
+  EXPECT_EQ(layout->htCachedKeys, 888u);
+  EXPECT_EQ(layout->tstateHoldsGil, 36u);
+  EXPECT_EQ(layout->frameOwner, 74u);
+  std::optional<DepthLayout> depth = depthLayout(*table);
+  ASSERT_TRUE(depth);
+  EXPECT_EQ(depth->tstateExcInfo, 144u); // after current_exception
+  EXPECT_EQ(depth->htQualname, 880u);
+  EXPECT_EQ(depth->frameLocalsplus, 80u);
+  EXPECT_EQ(depth->iframeStackpointer, 64u);
+  EXPECT_EQ(depth->frameSuspendedYieldFrom, 2);
+  EXPECT_EQ(depth->awaitedSlotFromTop, 2u);
+}
+
+// A free-threaded build publishes its larger object header through
+// ob_type; the object fields the table does not cover move with it.
+TEST(PythonLayout, FreeThreadedTablesShiftUnpublishedObjectFields) {
+  FakeMemory mem;
+  std::vector<uint64_t> w = debugOffsets313();
+  w[2] = 1;              // free-threaded
+  w[44] = 32, w[45] = 24; // pyobject: size, ob_type
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto table = readDebugOffsets(mem, 0x5000);
+  ASSERT_TRUE(bool(table)) << llvm::toString(table.takeError());
+  auto layout = layoutFromDebugOffsets(*table);
+  ASSERT_TRUE(bool(layout)) << llvm::toString(layout.takeError());
+  EXPECT_TRUE(layout->freeThreaded);
+  EXPECT_EQ(layout->htCachedKeys, 896u);
+  EXPECT_EQ(layout->managedDictBefore, 8u);
+  std::optional<DepthLayout> depth = depthLayout(*table);
+  ASSERT_TRUE(depth);
+  EXPECT_EQ(depth->excArgs, 40u);
+  EXPECT_EQ(depth->stackRefTagBits, 1u);
+  EXPECT_EQ(depth->cellRef, 32u);
 }
 
 TEST(PythonLayout, VersionFormatting) {
@@ -733,6 +842,33 @@ TEST(PythonMerge, OneExtraEvalFrameIsTolerated) {
   MergedStack m = mergeNativeAndPython(native, {pyFrame("only", true)});
   EXPECT_FALSE(m.warning);
   EXPECT_EQ(names(m.frames), (std::vector<std::string>{"only", "main"}));
+}
+
+// A stripped interpreter (Debian's 3.15) names no eval frame: each
+// activation goes where its entry record lies on the native stack.
+TEST(PythonMerge, EntryRecordsPlaceActivationsWithoutSymbols) {
+  auto at = [](Frame f, uint64_t sp) {
+    f.stackPointer = sp;
+    return f;
+  };
+  Frame unnamed;
+  std::vector<Frame> native = {at(nativeFrame("clock_nanosleep"), 0x1000), at(unnamed, 0x1100),
+                               at(unnamed, 0x1200), at(unnamed, 0x1300),
+                               at(nativeFrame("main"), 0x1400), at(nativeFrame("_start"), 0x1500)};
+  Frame key = pyFrame("key", true), module = pyFrame("<module>", true);
+  key.entryRecordAddress = 0x1180;    // inside native[1]'s frame
+  module.entryRecordAddress = 0x1350; // inside native[3]'s frame
+  MergedStack m = mergeNativeAndPython(native, {pyFrame("inner", false), key,
+                                                pyFrame("b", false), module});
+  EXPECT_FALSE(m.warning);
+  EXPECT_EQ(names(m.frames), (std::vector<std::string>{"clock_nanosleep", "inner", "key", "?",
+                                                       "b", "<module>", "main", "_start"}));
+
+  // A record that lands on a named frame that is not the eval loop is not
+  // trusted: the name count decides, and here cannot.
+  module.entryRecordAddress = 0x1450; // inside main
+  MergedStack odd = mergeNativeAndPython(native, {key, module});
+  EXPECT_TRUE(odd.warning);
 }
 
 TEST(PythonMerge, MismatchIsReportedNotGuessed) {
