@@ -242,6 +242,35 @@ def test_deadlock_python_frames_at_the_two_acquire_lines(deadlock):
     assert want <= found, (want, found)
 
 
+def test_deadlock_on_every_interpreter(python, tmp_path):
+    """The same hang under every interpreter found (pyenv's, and the 3.13t,
+    3.14, 3.14t, 3.14-static and 3.15 builds): the timed-out run's dump
+    names the two acquire lines, merged with the native frames."""
+    major = subprocess.run([python, "-c", "import sys; print(sys.version_info[0])"],
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    if major == "2":
+        pytest.skip("deadlock.py needs threading.Barrier (Python 3)")
+    out = tmp_path / "dump.json"
+    run = Run(tmp_path, ["--timeout", "2s", "--kill-after", "2s", "--format", "json", "--native",
+                         "--output", str(out)],
+              [python, run_target("deadlock.py")])
+    run.wait_ready(1, timeout=30)
+    assert run.wait(timeout=60) == 124, run.stderr()
+    _live_runs.remove(run)
+    assert_nothing_left(run)
+    (p,) = load_dump(out)
+    assert p["python"] is not None, p["errors"]
+    script = run_target("deadlock.py")
+    want = {source_line(script, "# DEADLOCK first"), source_line(script, "# DEADLOCK second")}
+    found = set()
+    for t in p["threads"]:
+        assert not [e for e in t["errors"] if "cannot merge" in e], t["errors"]
+        py = [f for f in t["frames"] if f["kind"] == "python"]
+        if py and (py[0]["file"] or "").endswith("deadlock.py"):
+            found.add(py[0]["line"])
+    assert want <= found, (want, found)
+
+
 # ----------------------------------------------------------------- process trees
 
 
