@@ -2,7 +2,8 @@
 // and the checks every value must pass. See DebugOffsets.h.
 //
 // The orders below are those of Include/internal/pycore_debug_offsets.h
-// (3.13.0, 3.14.0, 3.15.0), confirmed against the interpreters' own tables:
+// (3.13, 3.14, 3.15), confirmed against the interpreters' own tables
+// (3.13.0, 3.13.15t, 3.14.7 with and without free threading, 3.15.2):
 // gdb's `ptype /o struct _Py_DebugOffsets` on builds with DWARF, and on
 // stripped ones by checking that every decoded size and offset is plausible
 // and matches the object layouts measured on a live process.

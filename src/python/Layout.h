@@ -4,8 +4,9 @@
 // objects, strings, dicts) change layout between minor versions and are not a
 // stable ABI. Rather than compile against each version's headers (which would
 // mean one #ifdef forest per version), we describe each version as data: one
-// `Layout` value per supported minor version (2.7, 3.6-3.14), holding byte
-// offsets (x86_64 Linux, release, non-free-threaded builds) and a few
+// `Layout` value per supported minor version (2.7, 3.6-3.15), holding byte
+// offsets (x86_64 Linux, release GIL builds; free-threaded ones come from
+// their debug offsets, see layoutFromDebugOffsets) and a few
 // "model" enums for things whose *shape* changed (frame objects vs.
 // interpreter frames, line-table encodings, GIL bookkeeping, dict layouts).
 //
