@@ -215,6 +215,64 @@ def test_asyncio_tasks_match_oracle(python, scenario, tmp_path):
     harness.assert_running(t.pid)
 
 
+# CPython 3.14+ reads the same task lists from outside itself (what `python
+# -m asyncio ps PID` prints): a second oracle, written by CPython's authors.
+CPYTHON_TASK_TABLE = """
+import json, sys
+from asyncio import tools
+rows = tools.build_task_table(tools.get_all_awaited_by(int(sys.argv[1])))
+print(json.dumps([[str(c) for c in r] for r in rows]))
+"""
+
+
+def test_asyncio_tasks_match_cpythons_own_reader(python, tmp_path):
+    t = start(python, "asyncio", tmp_path) if version_at_least(python, (3, 14)) else None
+    if t is None:
+        pytest.skip("CPython reads tasks from outside only from 3.14 (asyncio.tools)")
+    res = harness.run_stackpeek(["dump", "--async", "--format", "json", t.pid])
+    assert res.returncode == 0, res.stderr
+    import json
+    dump = json.loads(res.stdout)
+    ours = {}
+    for loop in dump["asyncio"]["loops"]:
+        for task in loop["tasks"]:
+            ours[task["id"]] = task
+    import subprocess
+    out = subprocess.run([python, "-c", CPYTHON_TASK_TABLE, str(t.pid)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    theirs = {}
+    for _tid, task_id, name, _stack, _chain, _awaiter_name, awaiter_id in rows:
+        entry = theirs.setdefault(task_id, {"name": name, "awaited_by": set()})
+        if awaiter_id != "0x0":
+            entry["awaited_by"].add(awaiter_id)
+    assert len(theirs) >= 1000
+    problems = []
+    for task_id, want in theirs.items():
+        got = ours.get(task_id)
+        if got is None:
+            problems.append("task %s (%s) missing" % (task_id, want["name"]))
+        elif got["name"] != want["name"] or set(got["awaited_by"]) != want["awaited_by"]:
+            problems.append("task %s: got %r awaited by %r, CPython says %r awaited by %r" % (
+                task_id, got["name"], sorted(got["awaited_by"]), want["name"],
+                sorted(want["awaited_by"])))
+    # CPython's reader can miss a task the in-process oracle lists (3.14.7
+    # and 3.15.2 miss the task run_coroutine_threadsafe put on the second
+    # loop); one neither lists is an error.
+    extra = set(ours) - set(theirs) - set(w["id"] for w in t.oracle["tasks"])
+    if extra:
+        problems.append("tasks no oracle lists: %r" % sorted(ours[i]["name"] for i in extra))
+    assert not problems, "\n".join(problems[:40])
+
+
+def version_at_least(python, wanted):
+    import subprocess
+    out = subprocess.run([python, "-c", "import sys; print('%d %d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, timeout=60).stdout.split()
+    return tuple(int(x) for x in out) >= wanted
+
+
 def test_asyncio_text_tree(python, tmp_path):
     require_asyncio(python)
     t = start(python, "asyncio", tmp_path)
