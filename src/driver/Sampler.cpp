@@ -305,6 +305,44 @@ std::optional<ProcessSampler::GilAnchor> ProcessSampler::planGilAnchor() {
   return std::nullopt;
 }
 
+// Without a GIL nothing stops the other threads from running Python while
+// one is stopped, but a thread asleep in the kernel cannot change its frames
+// until it wakes. So the sleepers' chains are read without stopping them,
+// and trusted only when, after the read, each one's CPU time is what it was
+// before and it still sleeps (a thread that woke, ran and slept again has
+// more CPU time: the kernel accounts for it when it is switched out). The
+// running threads, and those whose native stack is shown, are stopped.
+std::optional<ProcessSampler::Sleepers>
+ProcessSampler::planSleeperReads(const std::vector<pid_t> &chosen) {
+  if (options_.native || options_.nonblocking || !interp_ || !tstateHints_.valid ||
+      !interp_->layout.freeThreaded)
+    return std::nullopt;
+  UncachedReads mem(live_);
+  if (python::freeThreadedGilEnabled(*interp_, mem) != false)
+    return std::nullopt;
+  Sleepers s;
+  for (pid_t tid : chosen) {
+    if (!tstateHints_.tstateByTid.count(tid) || withoutPythonFrames_.count(tid))
+      continue;
+    char state = activity_.state(tid);
+    std::optional<uint64_t> cpu = activity_.cpuTimeNs(tid);
+    if ((state == 'S' || state == 'D') && cpu)
+      s.tids.push_back(tid), s.cpuNs.push_back(*cpu);
+  }
+  if (s.tids.empty())
+    return std::nullopt;
+  return s;
+}
+
+bool ProcessSampler::sleepersStillAsleep(const Sleepers &s) {
+  for (size_t i = 0; i < s.tids.size(); ++i) {
+    char state = activity_.state(s.tids[i]);
+    if ((state != 'S' && state != 'D') || activity_.cpuTimeNs(s.tids[i]) != s.cpuNs[i])
+      return false;
+  }
+  return true;
+}
+
 // The anchor, and the sampled threads whose native stack will be shown:
 // those without a thread state, and those that showed no Python frames.
 std::vector<pid_t> ProcessSampler::anchoredStops(const GilAnchor &anchor,
@@ -447,6 +485,54 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   return StopResult::Captured;
 }
 
+void ProcessSampler::delayForTests() const {
+  if (options_.sleeperReadDelayUsForTests)
+    std::this_thread::sleep_for(std::chrono::microseconds(options_.sleeperReadDelayUsForTests));
+}
+
+// The free-threaded pass (planSleeperReads): the sleepers' chains are read
+// while the others are being stopped, then the stopped ones', then the
+// sleepers are checked.
+ProcessSampler::StopResult ProcessSampler::stopAwakeAndCapture(const Sleepers &sleepers,
+                                                               const std::vector<pid_t> &chosen,
+                                                               PassCapture &out) {
+  std::vector<pid_t> awake;
+  for (pid_t tid : chosen)
+    if (std::find(sleepers.tids.begin(), sleepers.tids.end(), tid) == sleepers.tids.end())
+      awake.push_back(tid);
+  snapshot_.clearCaptures();
+  live_.clearCache();
+  out.anchored = true; // like an anchored pass: not every sampled thread stopped
+  live_.prefetch(pythonPages_);
+  if (awake.empty()) {
+    delayForTests();
+    capturePython(sleepers.tids, out, out.pages);
+    return sleepersStillAsleep(sleepers) ? StopResult::Captured : StopResult::AnchorLost;
+  }
+  AttachOptions attach;
+  attach.onlyThreads = awake;
+  attach.skipChecks = true;
+  attach.runnableStopDeadline = kRunnableStopDeadline;
+  auto session = PtraceSession::startAttach(pid_, attach);
+  if (!session) {
+    out.attachError = llvm::toString(session.takeError());
+    return StopResult::AttachFailed;
+  }
+  out.session = std::move(*session);
+  delayForTests();
+  capturePython(sleepers.tids, out, out.pages);
+  if (llvm::Error err = out.session->finishAttach(std::chrono::milliseconds(100))) {
+    out.attachError = llvm::toString(std::move(err));
+    return StopResult::AttachFailed;
+  }
+  live_.clearCache();
+  capturePython(awake, out, out.pages);
+  if (!sleepersStillAsleep(sleepers))
+    return StopResult::AnchorLost;
+  copyNativeStacks(out, chosen);
+  return StopResult::Captured;
+}
+
 // Lets the stopped threads go and accounts for the pause. False when the
 // pause straddled an exec: its stacks mix two programs.
 bool ProcessSampler::endPause(PassCapture &pass, SamplerStats &stats) {
@@ -501,6 +587,15 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
       if (result != StopResult::Captured) {
         // The GIL changed hands, or the anchor could not be stopped:
         // stop them all instead.
+        if (!endPause(pass, stats))
+          return startOverAfterExec(stats);
+        pass = PassCapture{};
+        result = stopAndCapture(chosen, chosen, nullptr, pass);
+      }
+    } else if (std::optional<Sleepers> sleepers = planSleeperReads(chosen)) {
+      result = stopAwakeAndCapture(*sleepers, chosen, pass);
+      if (result != StopResult::Captured) {
+        // A sleeper woke during the read, or a stop failed: stop them all.
         if (!endPause(pass, stats))
           return startOverAfterExec(stats);
         pass = PassCapture{};

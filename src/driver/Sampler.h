@@ -44,6 +44,11 @@ struct SamplerOptions {
   bool processRoots = false; // the process as the outermost frame
   bool nonblocking = false;  // never stop the target (Python stacks only)
   std::vector<std::string> debugDirs;
+  // Test hook (STACKPEEK_TEST_SLEEPER_READ_DELAY_US): wait this long before
+  // reading sleeping threads without stopping them (free-threaded builds),
+  // so that the thread under test certainly wakes during the read and the
+  // check that must catch it is exercised every time.
+  uint32_t sleeperReadDelayUsForTests = 0;
 };
 
 /// Counters kept across passes, for the status line and the summary.
@@ -99,6 +104,15 @@ private:
     python::GilHandover before; // read when it was chosen, before any stop
   };
   std::optional<GilAnchor> planGilAnchor();
+  // Free-threaded builds without a GIL: the sampled threads asleep in the
+  // kernel, each with its CPU time before the pass (stopAwakeAndCapture).
+  struct Sleepers {
+    std::vector<pid_t> tids;
+    std::vector<uint64_t> cpuNs;
+  };
+  std::optional<Sleepers> planSleeperReads(const std::vector<pid_t> &chosen);
+  bool sleepersStillAsleep(const Sleepers &s);
+  void delayForTests() const;
   std::vector<pid_t> anchoredStops(const GilAnchor &anchor, const std::vector<pid_t> &chosen) const;
   // What a pass copies while the sampled threads stand still.
   struct PassCapture {
@@ -115,6 +129,8 @@ private:
   enum class StopResult { Captured, AnchorLost, AttachFailed };
   StopResult stopAndCapture(const std::vector<pid_t> &stop, const std::vector<pid_t> &chosen,
                             const GilAnchor *anchor, PassCapture &out);
+  StopResult stopAwakeAndCapture(const Sleepers &sleepers, const std::vector<pid_t> &chosen,
+                                 PassCapture &out);
   void capturePython(const std::vector<pid_t> &tids, PassCapture &out,
                      std::vector<uint64_t> &pages);
   void copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen);

@@ -63,6 +63,16 @@ char ThreadActivity::state(pid_t tid) {
   return close && close[1] == ' ' ? close[2] : '?';
 }
 
+std::optional<uint64_t> ThreadActivity::cpuTimeNs(pid_t tid) {
+  auto it = watches_.find(tid);
+  if (it == watches_.end())
+    it = watches_.emplace(tid, Watch{}).first;
+  uint64_t ns = 0;
+  if (!readRuntime(tid, it->second, ns))
+    return std::nullopt;
+  return ns;
+}
+
 // se.sum_exec_runtime, the first field of schedstat. False when it cannot
 // be read (no CONFIG_SCHED_INFO, a vanished thread, no fd left): the caller
 // then falls back to the thread's state.

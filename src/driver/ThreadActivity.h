@@ -23,7 +23,9 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 namespace stackpeek {
@@ -46,6 +48,10 @@ public:
 
   /// The state letter from /proc/PID/task/TID/stat ('?' when unreadable).
   char state(pid_t tid);
+
+  /// The thread's CPU time so far (se.sum_exec_runtime), read now; nullopt
+  /// when unreadable.
+  std::optional<uint64_t> cpuTimeNs(pid_t tid);
 
   /// Every thread seen at the last listing.
   std::vector<pid_t> threads() const;

@@ -1,5 +1,6 @@
 // `stackpeek record`: options, the sampling loop, the status line, the
 // summary, and writing the profile in the chosen format.
+#include <cstdlib>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -358,6 +359,9 @@ CommandRunner addRecordCommand(CLI::App &app) {
   return [args, cmd]() -> int {
     if (!cmd->parsed())
       return -1;
+    if (const char *delay = std::getenv("STACKPEEK_TEST_SLEEPER_READ_DELAY_US"))
+      args->options.sampler.sleeperReadDelayUsForTests =
+          static_cast<uint32_t>(std::strtoul(delay, nullptr, 10));
     args->command = cmd->remaining();
     if (!args->command.empty() && args->command.front() == "--") {
       args->command.erase(args->command.begin());

@@ -13,7 +13,7 @@ parked thread's stack is unchanged across consecutive snapshots and its OS
 thread is asleep.
 
 Usage: stacks_target.py SCENARIO ORACLE_JSON READY_FD
-Scenarios: blocking, deep, many, busy, churn, dlopen (see `scenario_*`).
+Scenarios: blocking, deep, many, busy, churn, blink, dlopen (see `scenario_*`).
 """
 from __future__ import print_function
 
@@ -353,6 +353,25 @@ def churn_loop():
         churn_a(n)
 
 
+def blink_a(depth):
+    if depth > 0:
+        return blink_b(depth - 1)
+    time.sleep(0.0002)  # asleep most of the time, awake for a moment in between
+    return 0
+
+
+def blink_b(depth):
+    return blink_a(depth)
+
+
+def blink_loop():
+    arrive(exact=False)
+    n = 0
+    while True:
+        n = (n * 7 + 3) % 61
+        blink_a(n)
+
+
 def load_second_libpython():
     """Maps an uninitialised second copy of libpython (as ctypes/llvmlite
     users end up doing), so the locator must validate which copy is live.
@@ -384,8 +403,13 @@ def scenario_churn():
     return [(sleeper,), (churn_loop,)]
 
 
+def scenario_blink():
+    return [(sleeper,), (blink_loop,)]
+
+
 SCENARIOS = {"blocking": scenario_blocking, "deep": scenario_deep,
              "many": scenario_many, "busy": scenario_busy, "churn": scenario_churn,
+             "blink": scenario_blink,
              "dlopen": scenario_dlopen}
 
 # ------------------------------------------------------------------ module level
