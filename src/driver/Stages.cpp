@@ -1,5 +1,6 @@
 #include "driver/Stages.h"
 
+#include <memory>
 #include <algorithm>
 
 #include "process/ProcFs.h"
@@ -117,14 +118,20 @@ void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
       continue; // unwinding will read what it can from the live process
     uint64_t from = std::max(m->start, sp - kRedZone);
     uint64_t to = std::min(m->end, sp + kMaxStackCopy);
-    if (to <= from || total + (to - from) > kMaxTotalStackCopy) {
+    if (to <= from || total >= kMaxTotalStackCopy) {
       notes.push_back("stack of thread " + std::to_string(t.tid) + " not copied (size limit)");
       continue;
     }
-    std::vector<uint8_t> bytes(to - from);
-    if (live.readUncached(from, bytes.data(), bytes.size())) {
-      total += bytes.size();
-      snapshot.addCapture(from, std::move(bytes));
+    to = std::min(to, from + (kMaxTotalStackCopy - total));
+    // The mapping may hold other threads' stacks beyond this one's top
+    // (glibc 2.42+ separates them by guard regions, not mappings): read up
+    // to the first unreadable page, into a buffer that is not zeroed first
+    // (8 MB each would cost milliseconds of the pause).
+    std::unique_ptr<uint8_t[]> buffer(new uint8_t[to - from]);
+    size_t got = live.readUncachedPrefix(from, buffer.get(), to - from);
+    if (got > 0) {
+      total += got;
+      snapshot.addCapture(from, std::vector<uint8_t>(buffer.get(), buffer.get() + got));
     }
   }
 }

@@ -19,6 +19,22 @@ ProcessMemory::~ProcessMemory() {
     ::close(memFd_);
 }
 
+size_t ProcessMemory::readUncachedPrefix(uint64_t addr, void *buf, size_t len) {
+  if (len == 0 || addr + len < addr)
+    return 0;
+  if (useVmReadv_) {
+    struct iovec local{buf, len};
+    struct iovec remote{reinterpret_cast<void *>(addr), len};
+    ssize_t got = ::process_vm_readv(pid_, &local, 1, &remote, 1, 0);
+    if (got > 0) {
+      bytesCopied_ += size_t(got);
+      return size_t(got);
+    }
+  }
+  // /proc/PID/mem also stops at the first page it cannot read.
+  return readUncached(addr, buf, len) ? len : 0;
+}
+
 bool ProcessMemory::readUncached(uint64_t addr, void *buf, size_t len) {
   if (len == 0)
     return true;

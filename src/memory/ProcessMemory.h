@@ -37,6 +37,12 @@ public:
   /// one-off copies such as a thread's live stack.
   bool readUncached(uint64_t addr, void *buf, size_t len);
 
+  /// Like readUncached, but a read that runs into memory that cannot be read
+  /// (a guard region inside the same mapping, as glibc 2.42+ puts between
+  /// thread stacks with MADV_GUARD_INSTALL) keeps what came before it.
+  /// Returns the number of bytes read from `addr` on.
+  size_t readUncachedPrefix(uint64_t addr, void *buf, size_t len);
+
   /// Forgets cached pages, except those inside the immutable ranges.
   void clearCache();
   /// Forgets every cached page and the immutable ranges (after an exec).

@@ -118,3 +118,23 @@ TEST(ProcessMemory, PrefetchFillsTheCacheAroundAnUnreadablePage) {
   EXPECT_EQ(mem.takeTouchedPages(), (std::vector<uint64_t>{base, base + 2 * 4096}));
   ::munmap(area, 3 * 4096);
 }
+
+// A thread's stack may run into a guard region inside the same mapping
+// (glibc 2.42+ between thread stacks): the copy keeps what precedes it.
+TEST(ProcessMemory, PrefixReadStopsAtAnUnreadablePage) {
+  long page = sysconf(_SC_PAGESIZE);
+  void *area = mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(area, MAP_FAILED);
+  auto *bytes = static_cast<uint8_t *>(area);
+  std::memset(bytes, 0x5a, 2 * page);
+  ASSERT_EQ(mprotect(bytes + 2 * page, page, PROT_NONE), 0);
+  ProcessMemory mem(getpid());
+  std::vector<uint8_t> out(3 * page);
+  uint64_t start = reinterpret_cast<uint64_t>(bytes) + 16;
+  size_t got = mem.readUncachedPrefix(start, out.data(), out.size() - 16);
+  EXPECT_EQ(got, size_t(2 * page - 16));
+  EXPECT_EQ(out[0], 0x5a);
+  EXPECT_EQ(out[got - 1], 0x5a);
+  EXPECT_FALSE(mem.readUncached(start, out.data(), out.size() - 16));
+  munmap(area, 3 * page);
+}
