@@ -266,6 +266,9 @@ CapturedThread captureThread(const Layout &l, MemorySource &mem,
   t.holdsGil = facts.gilHolder != 0 && facts.gilHolder == t.tstateAddr;
   t.status.gilWaitFutexes = facts.gilWaitFutexes;
   t.status.noGil = facts.gilEnabled == false;
+  if (l.tstateGilRequested && !t.status.noGil)
+    if (auto requested = tstate.get<int32_t>(*l.tstateGilRequested))
+      t.status.gilRequested = *requested != 0;
   // The collector runs on the GIL's holder; without a GIL, which thread
   // runs it is not recorded.
   if (facts.collecting && !(t.status.noGil && *facts.collecting))

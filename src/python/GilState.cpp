@@ -55,6 +55,8 @@ GilState classifyGil(bool holdsGil, const ThreadStatus &status,
                      const std::vector<Frame> &frames) {
   if (holdsGil)
     return GilState::Held;
+  if (status.gilRequested == true)
+    return GilState::Waiting;
   if (stop && inGilFutex(status, *stop))
     return GilState::Waiting;
   if (hasTakeGilFrame(frames))

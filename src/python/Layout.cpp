@@ -51,7 +51,8 @@ void computeCopySizes(Layout &l) {
                           ? l.gcCollecting
                           : std::nullopt});
   l.tstateSize = end({l.tstateNext, l.tstateInterp, l.tstateFrame,
-                      l.tstateThreadId, l.tstateNativeThreadId, l.tstateHoldsGil});
+                      l.tstateThreadId, l.tstateNativeThreadId, l.tstateHoldsGil,
+                      l.tstateGilRequested});
   l.frameSize = end({l.frameBack, l.frameCode,
                      l.frameModel == FrameModel::FrameObject
                          ? std::optional<uint32_t>(l.frameLasti)
@@ -292,6 +293,7 @@ void overlayPublished(const DebugOffsets &d, Layout &l) {
   put(DebugField::ThreadId, l.tstateThreadId);
   putOptional(DebugField::NativeThreadId, l.tstateNativeThreadId);
   putOptional(DebugField::HoldsGil, l.tstateHoldsGil);
+  putOptional(DebugField::GilRequested, l.tstateGilRequested);
   put(DebugField::FramePrevious, l.frameBack);
   put(DebugField::FrameExecutable, l.frameCode);
   put(DebugField::FrameInstrPtr, l.frameInstrPtr);

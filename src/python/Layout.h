@@ -123,8 +123,9 @@ struct Layout {
   // which the GIL struct's `enabled` counter (nonzero: enabled) says.
   bool freeThreaded = false;
   std::optional<uint32_t> gilEnabled; // int, inside _gil_runtime_state
-  // 3.15+: PyThreadState.holds_gil (int), set by the thread itself.
-  std::optional<uint32_t> tstateHoldsGil;
+  // 3.15+: PyThreadState.holds_gil and gil_requested (ints), set by the
+  // thread itself: it holds the GIL; it waits for it in take_gil.
+  std::optional<uint32_t> tstateHoldsGil, tstateGilRequested;
 
   // PyThreadState
   uint32_t tstateSize = 0;

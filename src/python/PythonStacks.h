@@ -150,6 +150,9 @@ struct ThreadStatus {
   // A free-threaded build running without its GIL: no thread holds one or
   // waits for one, so the thread has no GIL state at all.
   bool noGil = false;
+  // 3.15+: the thread's own gil_requested flag (it is in take_gil), which
+  // tells waiting without registers; nullopt before 3.15.
+  std::optional<bool> gilRequested;
 };
 
 /// The system call a stopped thread was in, from its registers.

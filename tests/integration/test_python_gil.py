@@ -29,6 +29,9 @@ GIL_WAIT_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12",
 GC_SUPPORTED = {"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "3.14",
                 "3.15"}
 
+# Versions whose thread states say they wait for the GIL (gil_requested).
+GIL_REQUESTED = {"3.15"}
+
 SYS_PAUSE = 34  # x86_64
 
 
@@ -94,6 +97,10 @@ def test_waiters_and_holder(python, tmp_path):
             assert states == [None, None], states
             break
         assert set(states) <= {"waiting", "released"}, states
+        if minor_version(t.oracle) in GIL_REQUESTED:
+            # The waiter's own gil_requested flag says it, between two
+            # timed waits too: every dump shows it.
+            assert states == ["waiting", "waiting"], states
         seen.append(states)
         if states == ["waiting", "waiting"]:
             break

@@ -353,3 +353,15 @@ TEST(PythonGilHandover, ThreadStateTidFromNativeIdOrPthread) {
   old.mem.put(pthread + 0x2d0, int32_t(777));
   EXPECT_EQ(threadStateTid(old.in.layout, old.mem, b, 0x2d0), pid_t(777));
 }
+
+// 3.15's own flag says waiting with or without registers, between two
+// timed waits too; holding still wins, and "not requested" proves nothing.
+TEST(PythonGil, GilRequestedFlagIsProofOfWaiting) {
+  ThreadStatus s;
+  s.gilRequested = true;
+  EXPECT_EQ(classifyGil(false, s, std::nullopt, {}), GilState::Waiting);
+  EXPECT_EQ(classifyGil(false, s, SyscallStop{-1, 0}, {}), GilState::Waiting);
+  EXPECT_EQ(classifyGil(true, s, std::nullopt, {}), GilState::Held);
+  s.gilRequested = false;
+  EXPECT_EQ(classifyGil(false, s, std::nullopt, {}), GilState::NotHeld);
+}
