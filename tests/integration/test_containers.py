@@ -327,7 +327,22 @@ def test_a_libpython_that_cannot_be_opened_is_named_not_silent(tmp_path):
     notes = [e for e in dump["errors"] if e.startswith("Python stacks unavailable")]
     assert len(notes) == 1, dump["errors"]
     assert str(libdir) in notes[0] and "deleted or replaced" in notes[0], notes[0]
+    assert dump["python_unavailable"] and dump["python_unavailable"] in notes[0], dump
     assert "Note: " + notes[0] in dump_text(t.pid)
+    # Where it is seen when stdout goes to a file: on stderr, with the reason.
+    res = harness.run_stackpeek(["dump", t.pid])
+    assert "Python stacks unavailable (" in res.stderr and "deleted or replaced" in res.stderr, (
+        res.stderr)
+    # record says it in its summary, and --nonblocking in its error.
+    out = str(tmp_path / "p.folded")
+    rec = harness.run_stackpeek(["record", "--pid", t.pid, "--idle", "--duration", "0.3",
+                                 "-o", out])
+    assert rec.returncode == 0, rec.stderr
+    assert "Note: Python stacks unavailable" in rec.stderr and "deleted or replaced" in rec.stderr, (
+        rec.stderr)
+    nb = harness.run_stackpeek(["record", "--pid", t.pid, "--nonblocking", "--duration", "0.3",
+                                "-o", out])
+    assert nb.returncode != 0 and "deleted or replaced" in nb.stderr, nb.stderr
 
 
 def test_thread_states_that_match_no_thread_are_named_not_silent(tmp_path):
