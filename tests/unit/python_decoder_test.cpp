@@ -420,6 +420,30 @@ TEST(PythonLayout, DebugOffsets315) {
   EXPECT_EQ(depth->awaitedSlotFromTop, 2u);
 }
 
+// A minor version newer than any known is read with the newest field order
+// and said to be a guess; stacks are still decoded when that order holds.
+TEST(PythonLayout, UnknownNewerMinorIsTriedWithTheNewestOrder) {
+  FakeMemory mem;
+  std::vector<uint64_t> w = debugOffsets315();
+  w[1] = 0x031000a1; // 3.16.0a1
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto table = readDebugOffsets(mem, 0x5000);
+  ASSERT_TRUE(bool(table)) << llvm::toString(table.takeError());
+  EXPECT_TRUE(table->orderGuessed);
+  EXPECT_EQ(table->version.minor, 16);
+  auto layout = layoutFromDebugOffsets(*table);
+  ASSERT_TRUE(bool(layout)) << llvm::toString(layout.takeError());
+  EXPECT_EQ(layout->version.minor, 16);
+  EXPECT_EQ(layout->tstateThreadId, 176u);
+  EXPECT_TRUE(depthLayout(*table));
+
+  w[1] = 0x030c0000; // 3.12 has no table: the cookie cannot be trusted
+  mem.putBytes(0x5000, w.data(), w.size() * 8);
+  auto old = readDebugOffsets(mem, 0x5000);
+  EXPECT_FALSE(bool(old));
+  llvm::consumeError(old.takeError());
+}
+
 // A free-threaded build publishes its larger object header through
 // ob_type; the object fields the table does not cover move with it.
 TEST(PythonLayout, FreeThreadedTablesShiftUnpublishedObjectFields) {
