@@ -31,7 +31,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,6 +48,7 @@
 #include "memory/FakeMemory.h"
 #include "model/Snapshot.h"
 #include "process/Maps.h"
+#include "python/DebugOffsets.h"
 #include "python/Depth.h"
 #include "python/PythonStacks.h"
 #include "render/Renderer.h"
@@ -334,10 +337,14 @@ inline void fuzzUnwind(const uint8_t *data, size_t size) {
 // length and its bytes, placed at 0x100000 * (index + 1) (so the input can
 // hold pointers to its own regions). Region 0 holds _PyRuntime.
 inline void fuzzPython(const uint8_t *data, size_t size) {
-  static const int kMinors[][2] = {{2, 7},  {3, 6},  {3, 7},  {3, 8},  {3, 9},
-                                   {3, 10}, {3, 11}, {3, 12}, {3, 13}};
+  static const int kMinors[][2] = {{2, 7},  {3, 6},  {3, 7},  {3, 8},  {3, 9},  {3, 10},
+                                   {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15}};
   Input in(data, size);
-  const int *version = kMinors[in.byte() % 9];
+  uint8_t selector = in.byte();
+  const int *version = kMinors[selector % std::size(kMinors)];
+  // 3.13+ with the top bit set: the layout comes from a debug-offsets
+  // table at the start of the runtime, every value of it fuzzed.
+  bool fromTable = version[1] >= 13 && (selector & 0x80);
   auto layout = python::builtinLayout(version[0], version[1]);
   if (!layout)
     return;
@@ -345,10 +352,29 @@ inline void fuzzPython(const uint8_t *data, size_t size) {
   for (uint64_t i = 0; i < 6 && !in.empty(); ++i) {
     size_t len = in.integral<uint16_t>();
     std::vector<uint8_t> bytes = in.bytes(len);
-    bytes.resize(std::max<size_t>(bytes.size(), 8));
+    bytes.resize(std::max<size_t>(bytes.size(), fromTable && i == 0 ? 24 : 8));
+    if (fromTable && i == 0) {
+      uint64_t hex = (uint64_t(version[0]) << 24) | (uint64_t(version[1]) << 16) | 0xf0;
+      std::memcpy(bytes.data(), python::kDebugOffsetsCookie, 8);
+      std::memcpy(bytes.data() + 8, &hex, 8);
+    }
     mem.addRegion(0x100000 * (i + 1), std::move(bytes));
   }
   python::Interpreter interp;
+  if (fromTable) {
+    auto table = python::readDebugOffsets(mem, 0x100000);
+    if (!table) {
+      llvm::consumeError(table.takeError());
+      return;
+    }
+    auto fromDebugOffsets = python::layoutFromDebugOffsets(*table);
+    if (!fromDebugOffsets) {
+      llvm::consumeError(fromDebugOffsets.takeError());
+      return;
+    }
+    layout = *fromDebugOffsets;
+    interp.depth = python::depthLayout(*table);
+  }
   interp.layout = *layout;
   interp.modulePath = "/fuzz/libpython.so";
   if (version[0] == 2 || version[1] == 6) {
