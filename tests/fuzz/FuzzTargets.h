@@ -494,8 +494,8 @@ inline void checkDepth(const python::CapturedDepth &depth) {
 // layout (2.7, 3.6-3.13) and up to 6 raw regions follow as in fuzzPython,
 // region 0 holding the thread state and the interpreter's `modules` pointer.
 inline void fuzzPythonDepth(const uint8_t *data, size_t size) {
-  static const int kMinors[][2] = {{2, 7},  {3, 6},  {3, 7},  {3, 8},  {3, 9},
-                                   {3, 10}, {3, 11}, {3, 12}, {3, 13}};
+  static const int kMinors[][2] = {{2, 7},  {3, 6},  {3, 7},  {3, 8},  {3, 9},  {3, 10},
+                                   {3, 11}, {3, 12}, {3, 13}, {3, 14}, {3, 15}};
   Input in(data, size);
   python::fixtures::DepthObjects311 graph;
   FakeMemory raw;
@@ -507,7 +507,7 @@ inline void fuzzPythonDepth(const uint8_t *data, size_t size) {
     captured = depthGraph(graph);
     patchGraph(in, graph.mem, 0x100000, graph.next - 0x100000);
   } else {
-    const int *version = kMinors[in.byte() % 9];
+    const int *version = kMinors[in.byte() % std::size(kMinors)];
     interp.layout = *python::builtinLayout(version[0], version[1]);
     for (uint64_t i = 0; i < 6 && !in.empty(); ++i) {
       std::vector<uint8_t> bytes = in.bytes(in.integral<uint16_t>());
@@ -520,6 +520,10 @@ inline void fuzzPythonDepth(const uint8_t *data, size_t size) {
     captured.threads.back().frames.push_back({0x200000, 0x300000});
     mem = &raw;
   }
+  // Locate computes the depth table with the layout; so does the fuzzer.
+  interp.depth = python::depthLayout(interp.layout.version);
+  if (!interp.depth)
+    fuzzFail("no depth table for a supported version");
   python::DepthOptions options;
   options.locals = options.exceptions = options.asyncio = true;
   python::CapturedDepth depth = python::captureDepth(interp, captured, *mem, options);
