@@ -179,9 +179,9 @@ void shiftObjectFields(DepthLayout &d, uint32_t shift) {
                       &d.tbLasti, &d.tbLineno, &d.tpBase, &d.tpDict, &d.htName,
                       &d.htQualname, &d.varSize, &d.tupleItems, &d.listItems, &d.setUsed,
                       &d.setMask, &d.setTable, &d.floatValue, &d.weakrefObject, &d.cellRef,
-                      &d.methodFunc, &d.methodSelf, &d.asyncGenAwaitableGen, &d.futLoop, &d.futCallback0,
-                      &d.futCallbacks, &d.futState, &d.taskFutWaiter, &d.taskCoro,
-                      &d.taskName})
+                      &d.methodFunc, &d.methodSelf, &d.asyncGenAwaitableGen, &d.futLoop,
+                      &d.futCallback0, &d.futCallbacks, &d.futState, &d.taskFutWaiter,
+                      &d.taskCoro, &d.taskName})
     *f += shift;
   for (std::optional<uint32_t> *f :
        {&d.coNlocalsplus, &d.coLocalsplusNames, &d.coLocalsplusKinds, &d.frameObjectIframe,
@@ -212,7 +212,10 @@ std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
   if (!base)
     return std::nullopt;
   DepthLayout d = *base;
+  // The same plausibility bound as layoutFromDebugOffsets puts on ob_type.
   uint64_t obType = t.get(DebugField::ObType).value_or(8);
+  if (obType < 8 || obType > 8 + 64)
+    return std::nullopt;
   shiftObjectFields(d, static_cast<uint32_t>(obType - 8));
   if (t.freeThreaded && t.version.minor == 13)
     d.stackRefTagBits = 1; // deferred references (Py_TAG_DEFERRED)
@@ -235,7 +238,8 @@ std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
   put(DebugField::ListItem, d.listItems);
   put(DebugField::TupleObSize, d.varSize);
   put(DebugField::FloatFval, d.floatValue);
-  if (auto keys = t.get(DebugField::HtCachedKeys)) // ht_name, ht_slots, ht_qualname, ht_cached_keys
+  // PyHeapTypeObject: ..., ht_name, ht_slots, ht_qualname, ht_cached_keys.
+  if (auto keys = t.get(DebugField::HtCachedKeys); keys && *keys >= 24)
     d.htName = static_cast<uint32_t>(*keys - 24), d.htQualname = static_cast<uint32_t>(*keys - 8);
   if (auto exc = t.get(DebugField::CurrentException)) // exc_info follows it
     d.tstateExcInfo = static_cast<uint32_t>(*exc + 8);
