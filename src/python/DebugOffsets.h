@@ -75,6 +75,13 @@ public:
   void set(DebugField f, uint64_t v) { values_[static_cast<size_t>(f)] = v; }
   void clear(DebugField f) { values_[static_cast<size_t>(f)].reset(); }
 
+  /// Sets `field` (an offset, plain or optional) to the table's value of
+  /// `f`, when the table has one.
+  template <class Field> void copyTo(DebugField f, Field &field) const {
+    if (auto v = get(f))
+      field = static_cast<uint32_t>(*v);
+  }
+
 private:
   std::array<std::optional<uint64_t>, static_cast<size_t>(DebugField::Count)> values_;
 };

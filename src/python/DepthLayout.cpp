@@ -219,25 +219,17 @@ std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
   shiftObjectFields(d, static_cast<uint32_t>(obType - 8));
   if (t.freeThreaded && t.version.minor == 13)
     d.stackRefTagBits = 1; // deferred references (Py_TAG_DEFERRED)
-  auto put = [&](DebugField f, uint32_t &field) {
-    if (auto v = t.get(f))
-      field = static_cast<uint32_t>(*v);
-  };
-  auto putOptional = [&](DebugField f, std::optional<uint32_t> &field) {
-    if (auto v = t.get(f))
-      field = static_cast<uint32_t>(*v);
-  };
-  put(DebugField::FrameLocalsplus, d.frameLocalsplus);
+  t.copyTo(DebugField::FrameLocalsplus, d.frameLocalsplus);
   if (d.iframeStackpointer)
-    putOptional(DebugField::FrameStackpointer, d.iframeStackpointer);
-  putOptional(DebugField::CoLocalsplusnames, d.coLocalsplusNames);
-  putOptional(DebugField::CoLocalspluskinds, d.coLocalsplusKinds);
-  putOptional(DebugField::GiIframe, d.genIframe);
-  putOptional(DebugField::GiFrameState, d.genFrameState);
-  put(DebugField::TupleItem, d.tupleItems);
-  put(DebugField::ListItem, d.listItems);
-  put(DebugField::TupleObSize, d.varSize);
-  put(DebugField::FloatFval, d.floatValue);
+    t.copyTo(DebugField::FrameStackpointer, d.iframeStackpointer);
+  t.copyTo(DebugField::CoLocalsplusnames, d.coLocalsplusNames);
+  t.copyTo(DebugField::CoLocalspluskinds, d.coLocalsplusKinds);
+  t.copyTo(DebugField::GiIframe, d.genIframe);
+  t.copyTo(DebugField::GiFrameState, d.genFrameState);
+  t.copyTo(DebugField::TupleItem, d.tupleItems);
+  t.copyTo(DebugField::ListItem, d.listItems);
+  t.copyTo(DebugField::TupleObSize, d.varSize);
+  t.copyTo(DebugField::FloatFval, d.floatValue);
   // PyHeapTypeObject: ..., ht_name, ht_slots, ht_qualname, ht_cached_keys.
   if (auto keys = t.get(DebugField::HtCachedKeys); keys && *keys >= 24)
     d.htName = static_cast<uint32_t>(*keys - 24), d.htQualname = static_cast<uint32_t>(*keys - 8);

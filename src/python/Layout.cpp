@@ -274,52 +274,44 @@ llvm::Error invalid(const std::string &why) {
 
 // Overlays every field the table has onto `l`.
 void overlayPublished(const DebugOffsets &d, Layout &l) {
-  auto put = [&](DebugField f, auto &field) {
-    if (auto v = d.get(f))
-      field = static_cast<uint32_t>(*v);
-  };
-  auto putOptional = [&](DebugField f, std::optional<uint32_t> &field) {
-    if (auto v = d.get(f))
-      field = static_cast<uint32_t>(*v);
-  };
-  putOptional(DebugField::InterpretersHead, l.runtimeInterpretersHead);
-  put(DebugField::InterpNext, l.interpNext);
-  put(DebugField::ThreadsHead, l.interpThreadsHead);
-  put(DebugField::ImportsModules, l.interpModules);
-  putOptional(DebugField::CevalGil, l.interpGilPointer);
-  put(DebugField::TstateNext, l.tstateNext);
-  put(DebugField::TstateInterp, l.tstateInterp);
-  put(DebugField::CurrentFrame, l.tstateFrame);
-  put(DebugField::ThreadId, l.tstateThreadId);
-  putOptional(DebugField::NativeThreadId, l.tstateNativeThreadId);
-  putOptional(DebugField::HoldsGil, l.tstateHoldsGil);
-  putOptional(DebugField::GilRequested, l.tstateGilRequested);
-  put(DebugField::FramePrevious, l.frameBack);
-  put(DebugField::FrameExecutable, l.frameCode);
-  put(DebugField::FrameInstrPtr, l.frameInstrPtr);
-  putOptional(DebugField::FrameOwner, l.frameOwner);
-  put(DebugField::CoFilename, l.coFilename);
-  put(DebugField::CoName, l.coName);
-  putOptional(DebugField::CoQualname, l.coQualname);
-  put(DebugField::CoLinetable, l.coLineTable);
-  put(DebugField::CoFirstlineno, l.coFirstLineno);
-  putOptional(DebugField::CoCodeAdaptive, l.coCodeAdaptive);
-  put(DebugField::ObType, l.obType);
-  put(DebugField::TpName, l.tpName);
-  put(DebugField::TpFlags, l.tpFlags);
-  put(DebugField::TpBasicsize, l.tpBasicSize);
-  put(DebugField::TpDictoffset, l.tpDictOffset);
-  putOptional(DebugField::HtCachedKeys, l.htCachedKeys);
-  put(DebugField::DictKeys, l.dictKeys);
-  put(DebugField::DictValues, l.dictValues);
-  put(DebugField::LongTag, l.intHeader);
-  put(DebugField::LongDigit, l.intDigits);
-  put(DebugField::BytesObSize, l.bytesSize);
-  put(DebugField::BytesSval, l.bytesData);
-  put(DebugField::UnicodeState, l.unicodeState);
-  put(DebugField::UnicodeLength, l.unicodeLength);
-  put(DebugField::AsciiObjectSize, l.asciiObjectSize);
-  put(DebugField::CompactUnicodeSize, l.compactUnicodeSize);
+  d.copyTo(DebugField::InterpretersHead, l.runtimeInterpretersHead);
+  d.copyTo(DebugField::InterpNext, l.interpNext);
+  d.copyTo(DebugField::ThreadsHead, l.interpThreadsHead);
+  d.copyTo(DebugField::ImportsModules, l.interpModules);
+  d.copyTo(DebugField::CevalGil, l.interpGilPointer);
+  d.copyTo(DebugField::TstateNext, l.tstateNext);
+  d.copyTo(DebugField::TstateInterp, l.tstateInterp);
+  d.copyTo(DebugField::CurrentFrame, l.tstateFrame);
+  d.copyTo(DebugField::ThreadId, l.tstateThreadId);
+  d.copyTo(DebugField::NativeThreadId, l.tstateNativeThreadId);
+  d.copyTo(DebugField::HoldsGil, l.tstateHoldsGil);
+  d.copyTo(DebugField::GilRequested, l.tstateGilRequested);
+  d.copyTo(DebugField::FramePrevious, l.frameBack);
+  d.copyTo(DebugField::FrameExecutable, l.frameCode);
+  d.copyTo(DebugField::FrameInstrPtr, l.frameInstrPtr);
+  d.copyTo(DebugField::FrameOwner, l.frameOwner);
+  d.copyTo(DebugField::CoFilename, l.coFilename);
+  d.copyTo(DebugField::CoName, l.coName);
+  d.copyTo(DebugField::CoQualname, l.coQualname);
+  d.copyTo(DebugField::CoLinetable, l.coLineTable);
+  d.copyTo(DebugField::CoFirstlineno, l.coFirstLineno);
+  d.copyTo(DebugField::CoCodeAdaptive, l.coCodeAdaptive);
+  d.copyTo(DebugField::ObType, l.obType);
+  d.copyTo(DebugField::TpName, l.tpName);
+  d.copyTo(DebugField::TpFlags, l.tpFlags);
+  d.copyTo(DebugField::TpBasicsize, l.tpBasicSize);
+  d.copyTo(DebugField::TpDictoffset, l.tpDictOffset);
+  d.copyTo(DebugField::HtCachedKeys, l.htCachedKeys);
+  d.copyTo(DebugField::DictKeys, l.dictKeys);
+  d.copyTo(DebugField::DictValues, l.dictValues);
+  d.copyTo(DebugField::LongTag, l.intHeader);
+  d.copyTo(DebugField::LongDigit, l.intDigits);
+  d.copyTo(DebugField::BytesObSize, l.bytesSize);
+  d.copyTo(DebugField::BytesSval, l.bytesData);
+  d.copyTo(DebugField::UnicodeState, l.unicodeState);
+  d.copyTo(DebugField::UnicodeLength, l.unicodeLength);
+  d.copyTo(DebugField::AsciiObjectSize, l.asciiObjectSize);
+  d.copyTo(DebugField::CompactUnicodeSize, l.compactUnicodeSize);
   if (d.get(DebugField::InterpGc) && d.get(DebugField::GcCollecting))
     l.gcCollecting = static_cast<uint32_t>(*d.get(DebugField::InterpGc) +
                                            *d.get(DebugField::GcCollecting));
