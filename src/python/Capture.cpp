@@ -230,21 +230,6 @@ void walkFrames(const Layout &l, MemorySource &mem, uint64_t frameAddr,
   }
 }
 
-// A free-threaded build's GIL `enabled` counter (nonzero: enabled at run
-// time); nullopt on GIL builds or when unreadable.
-std::optional<bool> freeThreadedGilEnabled(const Layout &l, MemorySource &mem,
-                                           const RemoteStruct &interp) {
-  if (!l.freeThreaded || !l.gilEnabled || !l.interpGilPointer)
-    return std::nullopt;
-  uint64_t gil = interp.pointer(*l.interpGilPointer);
-  if (!gil)
-    return std::nullopt;
-  auto enabled = mem.readValue<int32_t>(gil + *l.gilEnabled);
-  if (!enabled)
-    return std::nullopt;
-  return *enabled != 0;
-}
-
 // What capture() reads once per interpreter and hands to each thread.
 struct InterpreterFacts {
   std::optional<bool> gilEnabled; // free-threaded builds only
@@ -319,7 +304,7 @@ bool wanted(std::optional<int64_t> tid, const CaptureLimits &limits) {
 
 InterpreterFacts interpreterFacts(const Interpreter &in, MemorySource &mem,
                                   const RemoteStruct &interp, const CaptureLimits &limits) {
-  std::optional<bool> enabled = freeThreadedGilEnabled(in.layout, mem, interp);
+  std::optional<bool> enabled = freeThreadedGilEnabled(in, mem, interp.address());
   if (!limits.threadStatus)
     return {enabled};
   if (enabled == false)

@@ -46,12 +46,13 @@ namespace {
 constexpr uint64_t kMaxSwitchIntervalUs = 3600ull * 1000 * 1000;
 } // namespace
 
-std::optional<bool> freeThreadedGilEnabled(const Interpreter &in, MemorySource &mem) {
+std::optional<bool> freeThreadedGilEnabled(const Interpreter &in, MemorySource &mem,
+                                           uint64_t interpAddr) {
   const Layout &l = in.layout;
-  uint64_t interp = 0, gil = 0;
+  uint64_t interp = interpAddr, gil = 0;
   int32_t enabled = 0;
   if (!l.freeThreaded || !l.gilEnabled || !l.interpGilPointer ||
-      !mem.read(in.interpHeadAddr, &interp, 8) || !interp ||
+      (!interp && !mem.read(in.interpHeadAddr, &interp, 8)) || !interp ||
       !mem.read(interp + *l.interpGilPointer, &gil, 8) || !gil ||
       !mem.read(gil + *l.gilEnabled, &enabled, 4))
     return std::nullopt;

@@ -208,10 +208,11 @@ struct GilHandover {
 /// serve cached pages: the answer is used while threads run.
 uint64_t sharedGilAddress(const Interpreter &in, MemorySource &mem);
 
-/// Free-threaded builds: whether the main interpreter's GIL is enabled now
-/// (PYTHON_GIL=1, or an extension that needs it); nullopt on GIL builds or
-/// when unreadable.
-std::optional<bool> freeThreadedGilEnabled(const Interpreter &in, MemorySource &mem);
+/// Free-threaded builds: whether the GIL of the interpreter state at
+/// `interpAddr` (the main one by default) is enabled now (PYTHON_GIL=1, or
+/// an extension that needs it); nullopt on GIL builds or when unreadable.
+std::optional<bool> freeThreadedGilEnabled(const Interpreter &in, MemorySource &mem,
+                                           uint64_t interpAddr = 0);
 
 /// Reads the hand-over record of the GIL at `gil` (see sharedGilAddress).
 std::optional<GilHandover> readGilHandover(const Layout &l, MemorySource &mem, uint64_t gil);
