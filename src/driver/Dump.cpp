@@ -92,7 +92,7 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
   ProcessMemory live(view);
   std::optional<python::Interpreter> interp = locatePython(view, live, process);
   if (interp && options.async)
-    python::locateAsyncioDebug(view, *interp);
+    python::locateAsyncioDebug(view, facts.maps, *interp);
 
   // Attach: every thread stops here. The pause lasts until detach().
   auto session = PtraceSession::attach(pid);

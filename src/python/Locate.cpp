@@ -343,15 +343,10 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) 
   return locateError(msg);
 }
 
-void locateAsyncioDebug(pid_t pid, Interpreter &in) {
+void locateAsyncioDebug(pid_t pid, const std::vector<MapEntry> &maps, Interpreter &in) {
   if (in.asyncioDebugAddr || !in.version().atLeast(3, 14))
     return;
-  auto maps = readMaps(pid);
-  if (!maps) {
-    llvm::consumeError(maps.takeError());
-    return;
-  }
-  for (const MapEntry &m : *maps) {
+  for (const MapEntry &m : maps) {
     llvm::StringRef base = llvm::sys::path::filename(m.path);
     if (m.offset != 0 || !base.startswith("_asyncio.") || !base.endswith(".so"))
       continue;

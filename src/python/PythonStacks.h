@@ -33,6 +33,7 @@
 #include "llvm/Support/Error.h"
 #include "memory/MemorySource.h"
 #include "model/Snapshot.h"
+#include "process/Maps.h"
 #include "process/TidMap.h"
 #include "python/DepthLayout.h"
 #include "python/Layout.h"
@@ -77,9 +78,10 @@ struct Interpreter {
 llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem);
 
 /// 3.14+, for --async: finds `_asyncio`'s debug offsets in an extension
-/// module the target imported, when the interpreter does not hold them.
-/// Reads ELF headers: call before the pause.
-void locateAsyncioDebug(pid_t pid, Interpreter &in);
+/// module the target imported (one of `maps`, the target's mappings), when
+/// the interpreter does not hold them. Reads ELF headers: call before the
+/// pause.
+void locateAsyncioDebug(pid_t pid, const std::vector<MapEntry> &maps, Interpreter &in);
 
 /// Where each OS thread's thread state was at the last full walk of the
 /// thread list, kept by a caller that captures over and over (the sampler).
