@@ -102,6 +102,8 @@ void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
                    SnapshotMemory &snapshot, std::vector<std::string> &notes) {
   uint64_t total = 0;
   bool mapsRefreshed = false;
+  // One scratch buffer for every thread, not zeroed (see below).
+  std::unique_ptr<uint8_t[]> scratch;
   for (const StoppedThread &t : threads) {
     uint64_t sp = t.regs.rsp;
     const MapEntry *m = findMapping(maps, sp);
@@ -127,11 +129,12 @@ void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
     // (glibc 2.42+ separates them by guard regions, not mappings): read up
     // to the first unreadable page, into a buffer that is not zeroed first
     // (8 MB each would cost milliseconds of the pause).
-    std::unique_ptr<uint8_t[]> buffer(new uint8_t[to - from]);
-    size_t got = live.readUncachedPrefix(from, buffer.get(), to - from);
+    if (!scratch)
+      scratch.reset(new uint8_t[kMaxStackCopy + kRedZone]);
+    size_t got = live.readUncachedPrefix(from, scratch.get(), to - from);
     if (got > 0) {
       total += got;
-      snapshot.addCapture(from, std::vector<uint8_t>(buffer.get(), buffer.get() + got));
+      snapshot.addCapture(from, std::vector<uint8_t>(scratch.get(), scratch.get() + got));
     }
   }
 }
