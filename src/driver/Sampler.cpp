@@ -150,6 +150,7 @@ void ProcessSampler::readProcess(bool newImage) {
   pythonPages_.clear();
   anchorPages_.clear();
   pythonSeen_ = false;
+  pythonNoted_ = false;
   lookedAt_ = std::chrono::steady_clock::now();
 }
 
@@ -582,20 +583,18 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
     capturePython(chosen, pass, pass.pages);
   } else {
     StopResult result;
-    if (std::optional<GilAnchor> anchor = planGilAnchor()) {
-      result = stopAndCapture(anchoredStops(*anchor, chosen), chosen, &*anchor, pass);
+    // Free-threaded builds without a GIL have no anchor: asking for the
+    // sleepers first reads the GIL's state once per pass.
+    std::optional<Sleepers> sleepers = planSleeperReads(chosen);
+    std::optional<GilAnchor> anchor;
+    if (!sleepers)
+      anchor = planGilAnchor();
+    if (sleepers || anchor) {
+      result = sleepers ? stopAwakeAndCapture(*sleepers, chosen, pass)
+                        : stopAndCapture(anchoredStops(*anchor, chosen), chosen, &*anchor, pass);
       if (result != StopResult::Captured) {
-        // The GIL changed hands, or the anchor could not be stopped:
-        // stop them all instead.
-        if (!endPause(pass, stats))
-          return startOverAfterExec(stats);
-        pass = PassCapture{};
-        result = stopAndCapture(chosen, chosen, nullptr, pass);
-      }
-    } else if (std::optional<Sleepers> sleepers = planSleeperReads(chosen)) {
-      result = stopAwakeAndCapture(*sleepers, chosen, pass);
-      if (result != StopResult::Captured) {
-        // A sleeper woke during the read, or a stop failed: stop them all.
+        // The GIL changed hands, the anchor could not be stopped, or a
+        // sleeper woke during its read: stop them all instead.
         if (!endPause(pass, stats))
           return startOverAfterExec(stats);
         pass = PassCapture{};
@@ -652,10 +651,12 @@ void ProcessSampler::noteModulesWithoutSymbols(SamplerStats &stats) {
   const std::vector<ModuleWithoutSymbols> &modules = symbolizer_->modulesWithoutSymbols();
   for (; notedModules_ < modules.size(); ++notedModules_)
     stats.notes.insert(missingSymbolsNote(modules[notedModules_]));
-  // Why Python frames are missing (or what is unverified), once.
-  for (const std::string &e : process_.errors)
-    if (llvm::StringRef(e).startswith("Python"))
-      stats.notes.insert(e);
+  // Why Python frames are missing (or what is unverified), once per image.
+  if (!pythonNoted_)
+    for (const std::string &e : process_.errors)
+      if (llvm::StringRef(e).startswith("Python"))
+        stats.notes.insert(e);
+  pythonNoted_ = true;
 }
 
 // Decodes and records one pass, after the target runs again.

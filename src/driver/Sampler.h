@@ -165,6 +165,7 @@ private:
   std::unique_ptr<Unwinder> unwinder_;
   std::unique_ptr<Symbolizer> symbolizer_;
   size_t notedModules_ = 0; // of symbolizer_->modulesWithoutSymbols(), in stats.notes
+  bool pythonNoted_ = false; // process_.errors about Python are in stats.notes
   void noteModulesWithoutSymbols(SamplerStats &stats);
   ThreadActivity activity_;
   python::CodeCache codes_{/*persistent=*/true};
