@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "process/Attach.h"
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 
 namespace stackpeek {
 

@@ -10,7 +10,7 @@
 // are null.
 #include "llvm/Support/JSON.h"
 
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "profile/ProfileWriterSupport.h"
 
 namespace stackpeek::profile_writer {

@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "profile/ProfileWriterSupport.h"
 
 namespace stackpeek {

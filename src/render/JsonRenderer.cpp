@@ -11,7 +11,7 @@
 // times what reading them from the target did.
 #include <set>
 
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "render/Renderer.h"
 
 #include "llvm/Support/JSON.h"

@@ -9,7 +9,7 @@
 // that order and marks each frame (C) or (Python).
 //
 // Everything chosen by the target passes through escapeForTerminal.
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "render/Renderer.h"
 
 #include "llvm/Support/FormatVariadic.h"

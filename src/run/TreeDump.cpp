@@ -5,7 +5,7 @@
 
 #include "process/Attach.h"
 #include "process/ProcFs.h"
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "render/Renderer.h"
 
 namespace stackpeek {

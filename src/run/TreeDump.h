@@ -13,7 +13,7 @@
 
 #include "driver/Dump.h"
 #include "model/Snapshot.h"
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 
 namespace stackpeek {
 

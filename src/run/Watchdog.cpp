@@ -21,7 +21,7 @@
 #include "process/ProcFs.h"
 #include "run/Activity.h"
 #include "run/ExitStatus.h"
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 #include "run/Spawn.h"
 #include "run/TreeDump.h"
 

@@ -12,7 +12,7 @@
 #include "llvm/ADT/Optional.h"
 
 #include "profile/ProfileWriter.h"
-#include "render/Escape.h"
+#include "text/Escape.h"
 
 namespace stackpeek::writer_test {
 

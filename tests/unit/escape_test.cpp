@@ -4,7 +4,7 @@
 
 #include "llvm/Support/JSON.h"
 
-#include "render/Escape.h"
+#include "text/Escape.h"
 
 using stackpeek::escapeForTerminal;
 using stackpeek::sanitizeUtf8;

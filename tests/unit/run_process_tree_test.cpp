@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 
 using namespace stackpeek;
 

@@ -12,9 +12,9 @@
 #include "Commands.h"
 #include "driver/Dump.h"
 #include "process/ProcFs.h"
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "render/Renderer.h"
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 #include "run/TreeDump.h"
 
 namespace stackpeek::tool {

@@ -20,7 +20,7 @@
 #include "Commands.h"
 #include "driver/Recorder.h"
 #include "profile/ProfileWriter.h"
-#include "render/Escape.h"
+#include "text/Escape.h"
 #include "run/Spawn.h"
 
 namespace stackpeek::tool {

@@ -1,4 +1,4 @@
-#include "render/Escape.h"
+#include "text/Escape.h"
 
 #include "llvm/Support/JSON.h"
 

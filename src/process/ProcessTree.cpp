@@ -1,5 +1,5 @@
 // ProcessTree: the /proc scan and the depth-first ordering of its result.
-#include "run/ProcessTree.h"
+#include "process/ProcessTree.h"
 
 #include <dirent.h>
 #include <unistd.h>
