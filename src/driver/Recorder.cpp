@@ -7,6 +7,7 @@
 
 #include "process/Attach.h"
 #include "process/ProcessTree.h"
+#include "process/StrayLedger.h"
 
 namespace stackpeek {
 

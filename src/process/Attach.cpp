@@ -6,168 +6,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstddef>
-#include <ctime>
-
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstring>
 #include <optional>
 #include <set>
 
-#include <sys/time.h>
-
+#include "process/ExecWatchdog.h"
+#include "process/HeldThreads.h"
 #include "process/ProcFs.h"
 #include "process/PtraceRefusal.h"
+#include "process/StopEffects.h"
+#include "process/StrayLedger.h"
 
 namespace stackpeek {
 
 char AttachError::ID = 0;
 
 namespace {
-
-// ---- the registry the signal handler reads ----
-// Fixed-size and lock-free so it is safe to read from a signal handler. A slot
-// holds a tid we hold (0 = free).
-constexpr size_t kRegistrySize = 1 << 16;
-std::atomic<pid_t> gHeldTids[kRegistrySize];
-
-void registerHeld(pid_t tid) {
-  for (size_t i = 0; i < kRegistrySize; ++i) {
-    pid_t expected = 0;
-    if (gHeldTids[(tid + i) % kRegistrySize].compare_exchange_strong(expected, tid))
-      return;
-  }
-}
-
-void unregisterHeld(pid_t tid) {
-  for (size_t i = 0; i < kRegistrySize; ++i) {
-    pid_t expected = tid;
-    if (gHeldTids[(tid + i) % kRegistrySize].compare_exchange_strong(expected, 0))
-      return;
-  }
-}
-
-// Some system calls fail with EINTR when their thread is stopped, even by a
-// ptrace stop with no signal handler involved (signal(7), "Interruption of
-// system calls and library functions by stop signals"): epoll_wait,
-// semop, sigtimedwait, io_getevents, socket calls with a timeout. Left alone,
-// the target would see an EINTR it never sees without us. We turn that EINTR
-// back into the kernel's internal -ERESTARTNOHAND: on resume the kernel
-// restarts the call if no handler runs, and reports EINTR if one does, which
-// is what would have happened had we not stopped the thread. (connect is not
-// listed: restarting it would not be equivalent.) The captured registers keep
-// the values the thread actually had.
-constexpr long kERestartNoHand = 514;
-
-bool stopInterruptsWithEintr(long nr) {
-  switch (nr) {
-  case SYS_epoll_wait: case SYS_epoll_pwait:
-#ifdef SYS_epoll_pwait2
-  case SYS_epoll_pwait2:
-#endif
-  case SYS_semop: case SYS_semtimedop: case SYS_rt_sigtimedwait:
-  case SYS_io_getevents:
-#ifdef SYS_io_pgetevents
-  case SYS_io_pgetevents:
-#endif
-  case SYS_accept: case SYS_accept4: case SYS_recvfrom: case SYS_recvmsg:
-  case SYS_recvmmsg: case SYS_sendto: case SYS_sendmsg: case SYS_sendmmsg:
-    return true;
-  default:
-    return false;
-  }
-}
-
-bool shouldUndoEintr(const user_regs_struct &regs) {
-  constexpr unsigned long long kUserCs64 = 0x33;
-  return regs.cs == kUserCs64 && static_cast<long long>(regs.orig_rax) >= 0 &&
-         static_cast<long long>(regs.rax) == -EINTR &&
-         stopInterruptsWithEintr(static_cast<long>(regs.orig_rax));
-}
-
-void undoStopInducedEintr(pid_t tid, const user_regs_struct &regs) {
-  if (!shouldUndoEintr(regs))
-    return;
-  ptrace(PTRACE_POKEUSER, tid, reinterpret_cast<void *>(offsetof(struct user, regs.rax)),
-         reinterpret_cast<void *>(-kERestartNoHand));
-}
-
-// Our own stops carry no signal for the target: PTRACE_EVENT_STOP (our
-// INTERRUPT, or a group-stop) and PTRACE_EVENT_EXEC (a thread we hold
-// finished an exec; PTRACE_O_TRACEEXEC). Any other stop is a
-// signal-delivery-stop whose signal the target must still get.
-bool isEventStatus(int status) {
-  int event = status >> 16;
-  return event == PTRACE_EVENT_STOP || event == PTRACE_EVENT_EXEC;
-}
-
-bool isEventStop(const siginfo_t &info) {
-  int event = info.si_code >> 8;
-  return event == PTRACE_EVENT_STOP ||
-         (info.si_signo == SIGTRAP && event == PTRACE_EVENT_EXEC);
-}
-
-// The signal-handler flavour of the above, plus the detach itself: raw
-// syscalls only (async-signal-safe). A thread we interrupted may not have
-// reached its stop yet; it gets a short, bounded wait so its EINTR can be
-// undone too. A thread held in signal-delivery-stop gets its signal back.
-void releaseHeldThreadOnSignal(pid_t tid, const timespec &deadline) {
-  auto peek = [tid](size_t offset, unsigned long long &out) {
-    return syscall(SYS_ptrace, PTRACE_PEEKUSER, tid, offset, &out) == 0;
-  };
-  unsigned long long origRax = 0, rax = 0, cs = 0;
-  while (!peek(offsetof(struct user, regs.orig_rax), origRax)) {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (errno != ESRCH || now.tv_sec > deadline.tv_sec ||
-        (now.tv_sec == deadline.tv_sec && now.tv_nsec > deadline.tv_nsec)) {
-      syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, 0);
-      return;
-    }
-    int status = 0;
-    syscall(SYS_wait4, tid, &status, WNOHANG | __WALL, nullptr);
-    timespec nap{0, 200000};
-    nanosleep(&nap, nullptr);
-  }
-  if (peek(offsetof(struct user, regs.rax), rax) && peek(offsetof(struct user, regs.cs), cs)) {
-    user_regs_struct regs{};
-    regs.orig_rax = origRax;
-    regs.rax = rax;
-    regs.cs = cs;
-    if (shouldUndoEintr(regs))
-      syscall(SYS_ptrace, PTRACE_POKEUSER, tid, offsetof(struct user, regs.rax),
-              -kERestartNoHand);
-  }
-  long sig = 0;
-  siginfo_t info{};
-  if (syscall(SYS_ptrace, PTRACE_GETSIGINFO, tid, 0, &info) == 0 && !isEventStop(info))
-    sig = info.si_signo; // signal-delivery-stop: hand the signal back
-  syscall(SYS_ptrace, PTRACE_DETACH, tid, 0, sig);
-}
-
-void detachAllHeldOnSignal(int sig) {
-  int savedErrno = errno;
-  timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_nsec += 200 * 1000000L; // at most 200 ms for threads still stopping
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec += 1;
-    deadline.tv_nsec -= 1000000000L;
-  }
-  for (auto &slot : gHeldTids) {
-    pid_t tid = slot.load(std::memory_order_relaxed);
-    if (tid != 0)
-      releaseHeldThreadOnSignal(tid, deadline);
-  }
-  errno = savedErrno;
-  struct sigaction dfl{};
-  dfl.sa_handler = SIG_DFL;
-  sigaction(sig, &dfl, nullptr);
-  raise(sig);
-}
 
 // Gone, a zombie, or flagged PF_EXITING.
 char taskState(pid_t pid, pid_t tid) {
@@ -199,217 +55,6 @@ std::string permissionHint(pid_t pid) { return ptraceRefusalHint(readPtraceFacts
 // the snapshot mixes two programs (execSeen). No other option: a seized
 // thread's children and clones stay untraced.
 constexpr long kSeizeOptions = PTRACE_O_TRACEEXEC;
-
-// ---- the exec deadlock, and the watchdog that breaks it ----
-// A thread that calls execve kills the process's other threads, then waits,
-// holding the process's cred_guard_mutex, until each of them has been
-// released. A thread we trace is released only when we reap it. PTRACE_SEIZE
-// takes that same mutex, so seizing the next thread while an exec is under
-// way waits for the exec, which waits for us. Signals do not break it: the
-// kernel restarts an interrupted PTRACE_SEIZE by itself (ERESTARTNOINTR).
-// The same exec also keeps its thread from reaching our INTERRUPT stop
-// while we block on that thread's stop. So while we seize and wait, a
-// SIGALRM ticks every few milliseconds and its handler reaps the threads of
-// this attach that have exited; the exec then completes, the seize goes on,
-// and the main flow finds those threads gone (ECHILD). The thread-group
-// leader is never reaped here: its exit status may belong to stackpeek as
-// its real parent (`run`), and exec never waits for the leader's reaping.
-constexpr size_t kReapableCapacity = 1 << 16;
-pid_t gReapable[kReapableCapacity]; // this attach's non-leader threads
-std::atomic<size_t> gReapableCount{0};
-
-void resetReapable() { gReapableCount.store(0, std::memory_order_release); }
-
-// ---- the stray ledger ----
-// A thread we interrupted is ours until PTRACE_DETACH succeeds or its exit
-// has been reaped; nothing else lets it go. PTRACE_DETACH succeeds only once
-// the thread has reached its stop, and a thread may take long to get there:
-// starved of CPU on a busy host (an idle-priority thread beside CPU hogs
-// waits seconds for a time slice), or in an uninterruptible sleep. Such a
-// thread, given up on by a detach, is a stray: the moment it reaches its stop
-// it would stay stopped, for nothing any caller waits for, until someone
-// releases it. So strays are kept here, registered for the signal handlers
-// and reapable for the watchdog (a thread that dies traced is a zombie an
-// exec would wait on), and released by releaseStrayTracees(), which every
-// attach and detach calls and long-running callers call on each tick.
-//
-// Whether a stray has stopped is asked of the kernel (PTRACE_GETSIGINFO
-// works on a tracee in a ptrace stop only), not of its wait status: some
-// other waitpid (leaderAlive reaps with pid -1) may have consumed that.
-struct Stray {
-  pid_t pid, tid;
-};
-std::vector<Stray> gStrays; // main flow only
-
-void addReapable(pid_t tid);
-void detachStopped(pid_t tid, int status);
-void detachStoppedStray(pid_t tid, const siginfo_t &info);
-
-bool isStray(pid_t tid) {
-  return std::any_of(gStrays.begin(), gStrays.end(), [tid](const Stray &s) { return s.tid == tid; });
-}
-
-void forgetStray(pid_t tid) {
-  gStrays.erase(std::remove_if(gStrays.begin(), gStrays.end(),
-                               [tid](const Stray &s) { return s.tid == tid; }),
-                gStrays.end());
-}
-
-// The real parent of a traced leader reaps its exit itself (`run` waits for
-// its command): a tracer that is also the parent must leave that status.
-bool isOurChild(pid_t pid) {
-  auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
-    return false;
-  }
-  return stat->ppid == getpid();
-}
-
-// True once the stray is no longer ours: detached, or gone.
-bool releaseStray(const Stray &s) {
-  siginfo_t info{};
-  if (ptrace(PTRACE_GETSIGINFO, s.tid, nullptr, &info) == 0) {
-    detachStoppedStray(s.tid, info);
-    return true;
-  }
-  siginfo_t exited{};
-  int flags = WEXITED | WNOHANG | WNOWAIT | __WALL;
-  if (waitid(P_PID, s.tid, &exited, flags) != 0)
-    return errno == ECHILD; // not our tracee any more
-  if (exited.si_pid != s.tid)
-    return false; // still running towards its stop
-  if (s.tid != s.pid || !isOurChild(s.pid)) {
-    int status = 0;
-    waitpid(s.tid, &status, __WALL | WNOHANG);
-  }
-  return true;
-}
-
-void addStraysToReapable() {
-  for (const Stray &s : gStrays)
-    if (s.tid != s.pid)
-      addReapable(s.tid);
-}
-
-void addReapable(pid_t tid) {
-  size_t n = gReapableCount.load(std::memory_order_relaxed);
-  if (n == kReapableCapacity)
-    return;
-  gReapable[n] = tid;
-  gReapableCount.store(n + 1, std::memory_order_release);
-}
-
-// Async-signal-safe. WNOWAIT first: a thread in a ptrace stop is reported
-// too, and that report belongs to the main flow. At most kReapPerTick
-// threads a tick, resuming where the last tick stopped, so that with
-// thousands of threads a tick still ends long before the next one.
-constexpr size_t kReapPerTick = 128;
-size_t gReapCursor = 0; // touched by the handler only
-
-void reapExitedThreads() {
-  size_t n = gReapableCount.load(std::memory_order_acquire);
-  for (size_t k = 0; k < std::min(n, kReapPerTick); ++k) {
-    pid_t tid = gReapable[gReapCursor++ % n];
-    siginfo_t info{};
-    if (syscall(SYS_waitid, P_PID, tid, &info, WEXITED | WNOHANG | WNOWAIT | __WALL, nullptr) !=
-            0 ||
-        info.si_pid != tid)
-      continue;
-    if (info.si_code == CLD_EXITED || info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) {
-      int status = 0;
-      syscall(SYS_wait4, tid, &status, WNOHANG | __WALL, nullptr);
-    }
-  }
-}
-
-constexpr long kWatchdogTickUs = 2000;
-
-// SIGALRM to `handler` after `firstUs`, then every kWatchdogTickUs, until
-// destroyed; the previous handler comes back then.
-class AlarmTicks {
-public:
-  AlarmTicks(void (*handler)(int), int flags, long firstUs) {
-    struct sigaction sa{};
-    sa.sa_handler = handler;
-    sa.sa_flags = flags;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGALRM, &sa, &previous_);
-    itimerval t{};
-    t.it_value.tv_sec = firstUs / 1000000;
-    t.it_value.tv_usec = std::max<long>(1, firstUs % 1000000);
-    t.it_interval.tv_usec = kWatchdogTickUs;
-    setitimer(ITIMER_REAL, &t, nullptr);
-  }
-  ~AlarmTicks() {
-    itimerval off{};
-    setitimer(ITIMER_REAL, &off, nullptr);
-    sigaction(SIGALRM, &previous_, nullptr);
-  }
-  AlarmTicks(const AlarmTicks &) = delete;
-  AlarmTicks &operator=(const AlarmTicks &) = delete;
-
-private:
-  struct sigaction previous_ {};
-};
-
-void onReapTick(int) {
-  int savedErrno = errno;
-  reapExitedThreads();
-  errno = savedErrno;
-}
-
-// While seizing: SA_RESTART, so the other calls (reading /proc) go on
-// undisturbed; the ticks only reap.
-struct SeizeWatchdog : AlarmTicks {
-  SeizeWatchdog() : AlarmTicks(onReapTick, SA_RESTART, kWatchdogTickUs) {}
-};
-
-volatile sig_atomic_t gWaitExpired = 0;
-std::atomic<long long> gWaitDeadlineNs{0};
-
-long long monotonicNs() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
-void onWaitTick(int) {
-  int savedErrno = errno;
-  if (monotonicNs() >= gWaitDeadlineNs.load(std::memory_order_relaxed))
-    gWaitExpired = 1;
-  else
-    reapExitedThreads();
-  errno = savedErrno;
-}
-
-long armWaitDeadline(std::chrono::microseconds delay) {
-  gWaitExpired = 0;
-  gWaitDeadlineNs.store(monotonicNs() + delay.count() * 1000LL, std::memory_order_relaxed);
-  return std::min<long>(kWatchdogTickUs, std::max<long>(1, delay.count()));
-}
-
-// While waiting for stops: ticks without SA_RESTART, so a blocking waitpid
-// returns EINTR on each; the caller waits again until the deadline has
-// passed. Ticks keep coming after the deadline, which closes the race where
-// the expiry lands just before waitpid is entered.
-struct WaitDeadline : AlarmTicks {
-  explicit WaitDeadline(std::chrono::microseconds delay)
-      : AlarmTicks(onWaitTick, 0, armWaitDeadline(delay)) {}
-};
-
-// Waits for `tid` until the armed WaitDeadline expires: its pid, or 0 if it
-// neither stopped nor exited in time, or -1 (ECHILD: not ours, gone).
-pid_t blockingWait(pid_t tid, int &status) {
-  pid_t r = -1;
-  errno = EINTR;
-  while (!gWaitExpired && (r = waitpid(tid, &status, __WALL)) < 0 && errno == EINTR) {
-  }
-  if (r < 0 && errno == EINTR)
-    r = waitpid(tid, &status, __WALL | WNOHANG); // one last look
-  return r;
-}
-
 AttachTestHook gTestHook = nullptr;
 
 void runTestHook(const char *stage) {
@@ -498,7 +143,7 @@ llvm::Error PtraceSession::seizeAll(const std::vector<pid_t> &onlyThreads) {
   std::set<pid_t> seen;
   resetReapable();
   addStraysToReapable();
-  // See "the exec deadlock" above. Armed from the second thread on: with
+  // See ExecWatchdog.h. Armed from the second thread on: with
   // one thread seized there is nothing to reap, and a one-thread sample
   // then pays nothing for it.
   std::optional<SeizeWatchdog> watchdog;
@@ -601,7 +246,6 @@ bool PtraceSession::recordStop(pid_t tid, pid_t waited, int status) {
   return true;
 }
 
-
 void PtraceSession::spinForStops(std::vector<pid_t> &pending, std::chrono::microseconds limit) {
   auto until = std::chrono::steady_clock::now() + limit;
   while (!pending.empty() && std::chrono::steady_clock::now() < until)
@@ -684,6 +328,11 @@ std::vector<pid_t> PtraceSession::blockForStops(const std::vector<pid_t> &pendin
   return late;
 }
 
+// A thread that stopped only after the snapshot was taken: its stop can
+// still have turned a system call into EINTR (undone as for the others),
+// and a signal-delivery-stop's signal is handed back.
+void PtraceSession::detachLateStop(pid_t tid, int status) { detachStopped(tid, status); }
+
 void PtraceSession::readRegisters() {
   for (auto it = stopped_.begin(); it != stopped_.end();) {
     if (ptrace(PTRACE_GETREGS, it->tid, nullptr, &it->regs) != 0) {
@@ -697,38 +346,6 @@ void PtraceSession::readRegisters() {
 }
 
 // A thread that stopped only after the snapshot was taken: its stop can
-// still have turned a system call into EINTR (undone as for the others),
-// and a signal-delivery-stop's signal is handed back.
-void PtraceSession::detachLateStop(pid_t tid, int status) { detachStopped(tid, status); }
-
-namespace {
-void detachWithSignal(pid_t tid, long sig) {
-  user_regs_struct regs{};
-  if (ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
-    undoStopInducedEintr(tid, regs);
-  ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void *>(sig));
-}
-
-void detachStopped(pid_t tid, int status) {
-  detachWithSignal(tid, WIFSTOPPED(status) && !isEventStatus(status) ? WSTOPSIG(status) : 0);
-}
-
-void detachStoppedStray(pid_t tid, const siginfo_t &info) {
-  detachWithSignal(tid, isEventStop(info) ? 0 : info.si_signo);
-}
-} // namespace
-
-void releaseStrayTracees() {
-  for (auto it = gStrays.begin(); it != gStrays.end();) {
-    if (!releaseStray(*it)) {
-      ++it;
-      continue;
-    }
-    unregisterHeld(it->tid);
-    it = gStrays.erase(it);
-  }
-}
-
 
 // Threads in a call that a signal would interrupt with EINTR (epoll_wait,
 // accept, ...; stopInterruptsWithEintr) are let go last. While any thread
@@ -803,7 +420,7 @@ void PtraceSession::detach() {
 // Threads that had not reached their stop when the others were let go
 // (the INTERRUPT is still pending: starved of CPU, or in uninterruptible
 // sleep), or that exited. Each gets a short wait for its stop or its exit;
-// one that still has neither becomes a stray (see the ledger), never a
+// one that still has neither becomes a stray (StrayLedger.h), never a
 // thread we forget while it may stop on our behalf.
 void PtraceSession::settleLateThreads(const std::vector<pid_t> &tids) {
   if (tids.empty())
@@ -824,7 +441,7 @@ void PtraceSession::settleLateThreads(const std::vector<pid_t> &tids) {
     }
   }
   for (pid_t tid : late)
-    gStrays.push_back({pid_, tid});
+    addStray(pid_, tid);
 }
 
 bool PtraceSession::leaderAlive() {
@@ -857,16 +474,5 @@ std::chrono::microseconds PtraceSession::pauseDuration() const {
 }
 
 void setAttachTestHook(AttachTestHook hook) { gTestHook = hook; }
-
-void detachHeldThreadsAndDie(int sig) { detachAllHeldOnSignal(sig); }
-
-void installDetachOnFatalSignals() {
-  struct sigaction sa{};
-  sa.sa_handler = detachAllHeldOnSignal;
-  sigemptyset(&sa.sa_mask);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGSEGV, SIGBUS,
-                  SIGABRT, SIGFPE, SIGILL})
-    sigaction(sig, &sa, nullptr);
-}
 
 } // namespace stackpeek

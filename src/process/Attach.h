@@ -10,7 +10,7 @@
 //
 // Safety rules this file enforces:
 //  - The destructor detaches every thread, on every path. A signal that ends
-//    stackpeek mid-pause detaches too (see installDetachOnFatalSignals); if
+//    stackpeek mid-pause detaches too (HeldThreads.h); if
 //    stackpeek is SIGKILLed the kernel detaches on exit and the threads run.
 //  - A signal that arrives for a thread while we hold it (signal-delivery-stop)
 //    is handed back on detach, so the target receives it as if we weren't there.
@@ -19,11 +19,12 @@
 //    it may wait long for the CPU) is reported as not captured.
 //  - Every interrupted thread stays ours until PTRACE_DETACH succeeds or its
 //    exit is reaped: one that reaches its stop only after the detach (a
-//    "stray") is released by releaseStrayTracees(), never left stopped.
+//    "stray") is released by releaseStrayTracees() (StrayLedger.h), never
+//    left stopped.
 //  - An exec in the target cannot deadlock us: it waits for the threads it
 //    kills to be reaped by their tracer while holding the lock PTRACE_SEIZE
 //    takes, so a watchdog signal reaps them while we seize and wait (see
-//    "the exec deadlock" in Attach.cpp). Threads are seized with
+//    ExecWatchdog.h). Threads are seized with
 //    PTRACE_O_TRACEEXEC, so an exec during the pause is seen (execSeen).
 #pragma once
 
@@ -165,28 +166,10 @@ private:
   bool lostThreads_ = false; // a seized thread other than the leader vanished
 };
 
-/// Lets go of the threads earlier detaches had to leave behind because they
-/// had not reached their stop yet ("strays"): those stopped since are
-/// detached (their signal handed back), those exited are reaped. Every
-/// attach and detach calls it; a long-running caller (record's loop) calls
-/// it on every tick, so a stray is held at most one tick after its stop.
-void releaseStrayTracees();
-
 /// For tests: called with "seized" once a batch of threads is seized and
 /// with "interrupted" once it is interrupted, before any wait, so a test can
 /// make threads or the process exit exactly there. Null: none (default).
 using AttachTestHook = void (*)(const char *stage);
 void setAttachTestHook(AttachTestHook hook);
-
-/// Installs handlers for SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE and the
-/// crash signals (SIGSEGV, SIGBUS, SIGABRT, ...) that detach every
-/// thread any live PtraceSession holds, then re-raise the signal with its
-/// default action (so stackpeek still dies of it, as the caller expects).
-void installDetachOnFatalSignals();
-
-/// What those handlers do: detach every held thread, then re-raise `sig`
-/// with its default action. Async-signal-safe; for handlers of commands
-/// (like record) that first try to stop gracefully.
-void detachHeldThreadsAndDie(int sig);
 
 } // namespace stackpeek

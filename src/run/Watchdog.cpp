@@ -19,9 +19,10 @@
 
 #include "process/Attach.h"
 #include "process/ProcFs.h"
+#include "process/ProcessTree.h"
+#include "process/StrayLedger.h"
 #include "run/Activity.h"
 #include "run/ExitStatus.h"
-#include "process/ProcessTree.h"
 #include "run/Spawn.h"
 #include "run/TreeDump.h"
 
@@ -304,7 +305,7 @@ int Watchdog::run() {
     }
     handleSignals();
     reap(); // SIGCHLD is coalesced; reaping on every wakeup loses nothing
-    releaseStrayTracees(); // threads a dump left still stopping (Attach.h)
+    releaseStrayTracees(); // threads a dump left still stopping (StrayLedger.h)
     Clock::time_point now = Clock::now();
     if (killing_) {
       if (killStep(now))

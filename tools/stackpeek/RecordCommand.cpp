@@ -19,6 +19,7 @@
 
 #include "Commands.h"
 #include "driver/Recorder.h"
+#include "process/HeldThreads.h"
 #include "profile/ProfileWriter.h"
 #include "text/Escape.h"
 #include "run/Spawn.h"

@@ -10,6 +10,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include "Commands.h"
+#include "process/Attach.h"
+#include "process/HeldThreads.h"
 
 using namespace stackpeek::tool;
 
