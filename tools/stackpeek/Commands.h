@@ -7,7 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "process/Attach.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
 
 namespace stackpeek::tool {
 
@@ -23,7 +24,11 @@ enum ExitCode {
   kInternal = 7,
 };
 
-int exitCodeFor(AttachFailure kind);
+/// Says on stderr what went wrong ("stackpeek: MESSAGE") and returns the
+/// exit code it calls for: by an AttachError's kind, else `otherwise`.
+/// `context` prefixes the messages of other errors, which do not name the
+/// process themselves ("pid 12: ").
+int exitCodeFor(llvm::Error err, int otherwise, llvm::StringRef context = "");
 
 using CommandRunner = std::function<int()>;
 

@@ -14,22 +14,11 @@
 #include "process/ProcFs.h"
 #include "text/Escape.h"
 #include "render/Renderer.h"
+#include "process/Attach.h"
 #include "process/ProcessTree.h"
 #include "run/TreeDump.h"
 
 namespace stackpeek::tool {
-
-int exitCodeFor(AttachFailure kind) {
-  switch (kind) {
-  case AttachFailure::NoSuchProcess: return kNoSuchProcess;
-  case AttachFailure::PermissionDenied: return kPermissionDenied;
-  case AttachFailure::AlreadyTraced: return kAlreadyTraced;
-  case AttachFailure::NotDumpable: return kNotDumpable;
-  case AttachFailure::NotStopped: return kNotDumpable;
-  case AttachFailure::Other: return kInternal;
-  }
-  return kInternal;
-}
 
 namespace {
 
@@ -149,21 +138,19 @@ int runDump(const DumpArgs &args, const std::set<int> &roots) {
   for (int pid : args.pids) {
     auto result = dumpProcess(pid, args.options);
     if (!result) {
-      llvm::handleAllErrors(
-          result.takeError(),
-          [&](const AttachError &e) {
-            if (e.kind() == AttachFailure::NotDumpable && !roots.count(pid))
-              if (auto zombie = zombieInTree(pid, e.message())) {
+      // A zombie below the roots of a tree is shown as one, not an error.
+      llvm::Error err = llvm::handleErrors(
+          result.takeError(), [&](std::unique_ptr<AttachError> e) -> llvm::Error {
+            if (e->kind() == AttachFailure::NotDumpable && !roots.count(pid))
+              if (auto zombie = zombieInTree(pid, e->message())) {
                 renderer->render(*zombie, out);
-                return;
+                return llvm::Error::success();
               }
-            llvm::errs() << "stackpeek: " << e.message() << "\n";
-            exitCode = std::max(exitCode, exitCodeFor(e.kind()));
-          },
-          [&](const llvm::ErrorInfoBase &e) {
-            llvm::errs() << "stackpeek: pid " << pid << ": " << e.message() << "\n";
-            exitCode = std::max<int>(exitCode, kInternal);
+            return llvm::Error(std::move(e));
           });
+      if (err)
+        exitCode = std::max(exitCode, exitCodeFor(std::move(err), kInternal,
+                                                  "pid " + std::to_string(pid) + ": "));
       continue;
     }
     leaveOutThreads(result->process, args.skipThreads);

@@ -279,17 +279,8 @@ int runRecord(RecordArgs &args) {
 
   Recorder recorder(args.options);
   if (llvm::Error err = recorder.addRoot(args.pid)) {
-    int code = kInternal;
-    llvm::handleAllErrors(
-        std::move(err),
-        [&](const AttachError &e) {
-          llvm::errs() << "stackpeek: " << e.message() << "\n";
-          code = exitCodeFor(e.kind());
-        },
-        [&](const llvm::ErrorInfoBase &e) {
-          llvm::errs() << "stackpeek: " << e.message() << "\n";
-          code = kUsage;
-        });
+    // Other errors are the options' (--gil, --nonblocking on this target).
+    int code = exitCodeFor(std::move(err), kUsage);
     if (child)
       reapCommand(child);
     return code;
