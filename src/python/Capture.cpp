@@ -6,7 +6,7 @@
 // position, entry/owner flags, thread ids and the GIL holder. Code objects
 // are immutable and are read later by resolve(), after the target resumed.
 //
-// Domain facts (cpython-internals.md §2-3):
+// Domain facts (docs/cpython-structures.md §2-3, §5):
 //  - interpreters: `next` chain from interp_head / _PyRuntime.interpreters.head;
 //    thread states: `next` chain from tstate_head / threads.head.
 //  - ≤3.10 frames: tstate->frame, then f_back. 3.11/3.12: tstate->cframe->

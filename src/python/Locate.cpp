@@ -1,6 +1,6 @@
 // locate(): finding and validating the CPython runtime of a process.
 //
-// Domain facts relied on (cpython-internals.md §1):
+// Domain facts relied on (docs/cpython-structures.md §1):
 //  - The interpreter lives in a mapped libpython*.so if there is one, else in
 //    the executable (Debian's python3 links libpython statically). sysconfig
 //    is never consulted: only /proc/PID/maps tells what is really loaded.

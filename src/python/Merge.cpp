@@ -3,7 +3,7 @@
 // The interpreter runs Python code inside its eval loop, so a native unwind
 // shows `_PyEval_EvalFrameDefault` (PyEval_EvalFrameEx on 2.7) where Python
 // functions ran. How many Python frames one eval-loop activation ran depends
-// on the version (cpython-internals.md §7):
+// on the version (docs/cpython-structures.md §7):
 //  - ≤3.10: exactly one (resolve() marks every frame pythonEntry);
 //  - 3.11: from the newest down to the frame with is_entry;
 //  - 3.12+: down to the frame just above a shim (owner FRAME_OWNED_BY_CSTACK).

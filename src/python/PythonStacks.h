@@ -2,7 +2,8 @@
 //
 // A Python thread's stack lives in interpreter data structures, not only on
 // the native stack, so dumping it means reading CPython internals out of
-// process (see docs/python-versions.md).
+// process: docs/cpython-structures.md states the structures and rules read,
+// docs/python-versions.md what was verified on each version.
 // The work is split so the target is paused as briefly as possible:
 //
 //   locate()  before the pause: find libpython/the executable in

@@ -7,7 +7,7 @@
 // object is read once per resolve(), or once per recording when the caller
 // passes a persistent CodeCache (CodeCache.h says how it stays valid).
 //
-// Domain facts (cpython-internals.md §2.1, §3, §4):
+// Domain facts (docs/cpython-structures.md §2.1, §3, §4, §6):
 //  - function name: co_qualname (3.11+) else co_name; file: co_filename.
 //  - ≤3.10: position = f_lasti (bytes; code units in 3.10). 3.11+: code unit
 //    = (instruction pointer - (code + co_code_adaptive)) / 2.
