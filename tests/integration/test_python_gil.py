@@ -144,7 +144,11 @@ def test_collector_is_the_finalizing_thread(python, tmp_path):
         dump = harness.dump_json(t.pid)
         by_tid = pyharness.threads_by_tid(dump)
         frames = pyharness.python_frames(by_tid[collector])
-        assert frames and frames[0]["function"].endswith("__del__"), frames[:2]
+        # Readiness is signalled from finish(), called by __del__: a dump may
+        # still find the collector returning from it, but nowhere else.
+        names = [f["function"] for f in frames[:2]]
+        assert names and (names[0].endswith("__del__") or
+                          names[:1] == ["finish"] and names[1].endswith("__del__")), names
         if not supported:
             assert all(by_tid[tid]["gc"] is None for tid in [collector] + blocked)
             return
