@@ -7,7 +7,9 @@
 #include <map>
 #include <optional>
 
+#include "driver/Pause.h"
 #include "driver/Stages.h"
+#include "driver/TargetImage.h"
 #include "process/ProcFs.h"
 #include "python/Depth.h"
 #include "python/SourceLines.h"
@@ -60,9 +62,9 @@ void truncateFrames(Process &process, size_t maxFrames) {
 
 // Says once per module that its frames are unnamed and how to add symbols;
 // bounded, as a target can map any number of stripped files.
-void noteModulesWithoutSymbols(const Symbolizer &symbolizer, Process &process) {
+void noteModulesWithoutSymbols(const std::vector<ModuleWithoutSymbols> &modules,
+                               Process &process) {
   constexpr size_t kMaxNotes = 10;
-  const std::vector<ModuleWithoutSymbols> &modules = symbolizer.modulesWithoutSymbols();
   for (size_t i = 0; i < modules.size() && i < kMaxNotes; ++i)
     process.errors.push_back(missingSymbolsNote(modules[i]));
   if (modules.size() > kMaxNotes)
@@ -78,6 +80,107 @@ struct AttemptNotes {
   Liveness after = Liveness::Running;
 };
 
+// A dump's pause: the common copy, and the values that change as the
+// target runs (locals, the exception being handled, asyncio tasks).
+struct DumpPause {
+  PauseCapture capture;
+  python::CapturedDepth depth;
+};
+
+// The pause, as a scope: every thread stops, the snapshot is copied, and
+// the session is gone when this returns.
+llvm::Expected<DumpPause> pauseAndCopy(pid_t pid, TargetImage &image, const DumpOptions &options,
+                                       Process &process) {
+  auto session = PtraceSession::attach(pid);
+  if (!session)
+    return session.takeError();
+  ProcessMemory &live = image.live();
+  live.clearCache(); // pages read before the pause may be stale
+  DumpPause pause;
+  pause.capture.stacks = copyStacks((*session)->stoppedThreads(), image.pid(),
+                                    image.facts().maps, live, process.errors);
+  if (python::Interpreter *interp = image.python()) {
+    auto captured = python::capture(*interp, live);
+    if (captured) {
+      pause.capture.python = std::move(*captured);
+      pause.depth = python::captureDepth(*interp, *pause.capture.python, live,
+                                         {options.locals, /*exceptions=*/true, options.async, {}});
+    } else {
+      process.pythonUnavailable = llvm::toString(captured.takeError());
+      process.errors.push_back("Python stacks unavailable: " + *process.pythonUnavailable);
+    }
+  }
+  if (options.holdPauseForTests)
+    holdPauseForTests(**session);
+  endPause(std::move(*session), pause.capture);
+  live.clearCache();
+  return pause;
+}
+
+// Decodes the captured chains: code objects are immutable, so reading them
+// now gives what the frames ran during the pause.
+std::map<pid_t, python::PythonThreadStack> decodePython(TargetImage &image, DumpPause &pause,
+                                                        python::ResolvedDepth &depth,
+                                                        Process &process) {
+  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  if (!pause.capture.python)
+    return pythonByTid;
+  const python::CapturedPython &captured = *pause.capture.python;
+  python::Interpreter &interp = *image.python();
+  for (const std::string &e : captured.errors)
+    process.errors.push_back("Python: " + e);
+  if (process.python)
+    process.python->gilEnabled = captured.gilEnabled;
+  std::vector<python::PythonThreadStack> stacks =
+      python::resolve(interp, captured, image.live(), image.facts().tidMap);
+  std::vector<pid_t> attached;
+  for (const StoppedThread &t : pause.capture.stopped)
+    attached.push_back(t.tid);
+  for (const UncapturedThread &u : pause.capture.uncaptured)
+    attached.push_back(u.tid);
+  if (auto why = unmatchedPythonNote(stacks, attached, image.facts().tidMap)) {
+    process.pythonUnavailable = *why;
+    process.errors.push_back("Python stacks unavailable: " + *why);
+  }
+  depth = python::resolveDepth(interp, captured, pause.depth, image.live(), stacks);
+  for (python::PythonThreadStack &s : stacks)
+    if (s.tid != 0)
+      pythonByTid[s.tid] = std::move(s);
+  return pythonByTid;
+}
+
+// Unwinds and symbolizes each thread that shows native frames, and gives
+// each its Python frames.
+void buildThreads(pid_t pid, TargetImage &image, PauseCapture &capture,
+                  std::map<pid_t, python::PythonThreadStack> &pythonByTid,
+                  const DumpOptions &options, Process &process) {
+  image.snapshot().replaceCaptures(std::move(capture.stacks));
+  for (const StoppedThread &stopped : capture.stopped) {
+    Thread thread = makeThread(pid, stopped.tid, image.facts());
+    auto py = pythonByTid.find(stopped.tid);
+    bool hasPython = py != pythonByTid.end() && !py->second.frames.empty();
+    // Python-only output needs no native unwinding for Python threads.
+    std::vector<Frame> native;
+    if (!hasPython || options.native)
+      native = image.nativeStack(stopped.regs, thread.errors);
+    if (py != pythonByTid.end()) {
+      applyPython(thread, py->second, std::move(native), options.native);
+      applyGilWait(thread, py->second, stopped.regs);
+    } else {
+      thread.frames = std::move(native);
+    }
+    process.threads.push_back(std::move(thread));
+  }
+  noteModulesWithoutSymbols(image.modulesWithoutSymbols(), process);
+  for (const UncapturedThread &u : capture.uncaptured) {
+    Thread thread = makeThread(pid, u.tid, image.facts());
+    thread.errors.push_back(u.reason);
+    process.threads.push_back(std::move(thread));
+  }
+  std::sort(process.threads.begin(), process.threads.end(),
+            [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
+}
+
 llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, AttemptNotes &notes) {
   DumpResult result;
   Process &process = result.process;
@@ -88,105 +191,21 @@ llvm::Expected<DumpResult> dumpOnce(pid_t pid, const DumpOptions &options, Attem
   pid_t view = notes.before == Liveness::Running ? pid : liveThreadOf(pid);
 
   // Before the pause: /proc facts, and where the Python interpreter lives.
-  ProcessFacts facts = readProcessFacts(view, process);
-  ProcessMemory live(view);
-  std::optional<python::Interpreter> interp = locatePython(view, live, process);
-  if (interp && options.async)
-    python::locateAsyncioDebug(view, facts.maps, *interp);
+  TargetImage image(view, {options.debugDirs}, process);
+  if (image.python() && options.async)
+    python::locateAsyncioDebug(view, image.facts().maps, *image.python());
 
-  // Attach: every thread stops here. The pause lasts until detach().
-  auto session = PtraceSession::attach(pid);
-  if (!session)
-    return session.takeError();
-  live.clearCache(); // pages read before the pause may be stale
+  llvm::Expected<DumpPause> pause = pauseAndCopy(pid, image, options, process);
+  if (!pause)
+    return pause.takeError();
+  notes.execSeen = pause->capture.execSeen;
+  process.pauseMicros = static_cast<double>(pause->capture.duration.count());
 
-  // Snapshot: registers (read by attach), live stacks, Python frame chains.
-  SnapshotMemory snapshot(&live);
-  captureStacks((*session)->stoppedThreads(), view, facts.maps, live, snapshot,
-                process.errors);
-  std::optional<python::CapturedPython> capturedPython;
-  if (interp) {
-    auto captured = python::capture(*interp, live);
-    if (captured)
-      capturedPython = std::move(*captured);
-    else {
-      process.pythonUnavailable = llvm::toString(captured.takeError());
-      process.errors.push_back("Python stacks unavailable: " + *process.pythonUnavailable);
-    }
-  }
-  // Values that change as the target runs (locals, the exception being
-  // handled, asyncio tasks) are read now, within bounds (python/Depth.h).
-  python::CapturedDepth capturedDepth;
-  if (capturedPython)
-    capturedDepth = python::captureDepth(
-        *interp, *capturedPython, live,
-        {options.locals, /*exceptions=*/true, options.async, {}});
-  if (options.holdPauseForTests)
-    holdPauseForTests(**session);
-
-  // Resume: the target runs again; the rest works from the snapshot.
-  (*session)->detach();
-  notes.execSeen = (*session)->execSeen();
-  process.pauseMicros = static_cast<double>((*session)->pauseDuration().count());
-  live.clearCache();
-
-  // Decode Python frames: code objects are immutable, so reading them now
-  // gives what the frames ran during the pause.
-  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  // After it: the target runs; the rest works from the copy.
   python::ResolvedDepth depth;
-  if (capturedPython) {
-    for (const std::string &e : capturedPython->errors)
-      process.errors.push_back("Python: " + e);
-    if (process.python)
-      process.python->gilEnabled = capturedPython->gilEnabled;
-    std::vector<python::PythonThreadStack> stacks =
-        python::resolve(*interp, *capturedPython, live, facts.tidMap);
-    std::vector<pid_t> attached;
-    for (const StoppedThread &t : (*session)->stoppedThreads())
-      attached.push_back(t.tid);
-    for (const UncapturedThread &u : (*session)->uncaptured())
-      attached.push_back(u.tid);
-    if (auto why = unmatchedPythonNote(stacks, attached, facts.tidMap)) {
-      process.pythonUnavailable = *why;
-      process.errors.push_back("Python stacks unavailable: " + *why);
-    }
-    depth = python::resolveDepth(*interp, *capturedPython, capturedDepth, live, stacks);
-    for (python::PythonThreadStack &s : stacks)
-      if (s.tid != 0)
-        pythonByTid[s.tid] = std::move(s);
-  }
-
-  // Unwind and symbolize each thread that shows native frames.
-  Unwinder unwinder(facts.maps, snapshot);
-  SymbolizerOptions symOptions;
-  symOptions.rootPrefix = "/proc/" + std::to_string(view) + "/root";
-  symOptions.debugDirs = options.debugDirs;
-  Symbolizer symbolizer(symOptions);
-  for (const StoppedThread &stopped : (*session)->stoppedThreads()) {
-    Thread thread = makeThread(pid, stopped.tid, facts);
-    auto py = pythonByTid.find(stopped.tid);
-    bool hasPython = py != pythonByTid.end() && !py->second.frames.empty();
-    // Python-only output needs no native unwinding for Python threads.
-    std::vector<Frame> native;
-    if (!hasPython || options.native)
-      native = nativeStack(unwinder, symbolizer, facts.maps, stopped.regs, thread.errors);
-    if (py != pythonByTid.end()) {
-      applyPython(thread, py->second, std::move(native), options.native);
-      applyGilWait(thread, py->second, stopped.regs);
-    } else {
-      thread.frames = std::move(native);
-    }
-    process.threads.push_back(std::move(thread));
-  }
-  noteModulesWithoutSymbols(symbolizer, process);
-  for (const UncapturedThread &u : (*session)->uncaptured()) {
-    Thread thread = makeThread(pid, u.tid, facts);
-    thread.errors.push_back(u.reason);
-    process.threads.push_back(std::move(thread));
-  }
-  std::sort(process.threads.begin(), process.threads.end(),
-            [](const Thread &a, const Thread &b) { return a.tid < b.tid; });
-
+  std::map<pid_t, python::PythonThreadStack> pythonByTid =
+      decodePython(image, *pause, depth, process);
+  buildThreads(pid, image, pause->capture, pythonByTid, options, process);
   python::applyDepth(std::move(depth), process);
   fillSourceLines(view, process);
   fillDepthSourceLines(view, process);

@@ -11,16 +11,6 @@
 namespace stackpeek {
 
 namespace {
-// Read-only mappings of files: code, unwind tables, constants. Their pages
-// can stay cached across passes.
-std::vector<std::pair<uint64_t, uint64_t>> immutableRanges(const std::vector<MapEntry> &maps) {
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const MapEntry &m : maps)
-    if (m.isFile() && m.perms.size() > 1 && m.perms[1] != 'w')
-      ranges.emplace_back(m.start, m.end);
-  return ranges;
-}
-
 // Mappings of files only: anonymous ones ([heap], thread stacks) change
 // all the time and matter neither to unwinding nor to the cached pages.
 bool sameFileMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry> &b) {
@@ -40,19 +30,6 @@ bool sameFileMappings(const std::vector<MapEntry> &a, const std::vector<MapEntry
                     });
 }
 
-// Reads that bypass the page cache, for the GIL's hand-over record: it is
-// read while threads run, and again within one pause.
-class UncachedReads : public MemorySource {
-public:
-  explicit UncachedReads(ProcessMemory &memory) : memory_(memory) {}
-  bool read(uint64_t addr, void *buf, size_t len) override {
-    return memory_.readUncached(addr, buf, len);
-  }
-
-private:
-  ProcessMemory &memory_;
-};
-
 // Where the executable's first mapping starts (0 if it is not mapped).
 uint64_t mainImageBase(const std::vector<MapEntry> &maps, const std::string &exe) {
   for (const MapEntry &m : maps)
@@ -63,7 +40,7 @@ uint64_t mainImageBase(const std::vector<MapEntry> &maps, const std::string &exe
 } // namespace
 
 ProcessSampler::ProcessSampler(pid_t pid, const SamplerOptions &options)
-    : pid_(pid), options_(options), live_(pid), snapshot_(&live_), activity_(pid) {}
+    : pid_(pid), options_(options), activity_(pid) {}
 
 ProcessSampler::~ProcessSampler() = default;
 
@@ -79,14 +56,14 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
   // has yet to map libpython. --nonblocking can sample nothing else, so it
   // waits for Python (bounded); the default mode samples native stacks
   // meanwhile and looks again (lookAgain).
-  if (options.nonblocking && !s->interp_) {
+  if (options.nonblocking && !s->image_->python()) {
     auto deadline = std::chrono::steady_clock::now() + kLookForPythonFor;
-    while (!s->interp_ && processAlive(pid) && std::chrono::steady_clock::now() < deadline) {
+    while (!s->image_->python() && processAlive(pid) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       s->readProcess(true);
     }
   }
-  if (options.nonblocking && !s->interp_) {
+  if (options.nonblocking && !s->image_->python()) {
     std::string why = "it is not a Python process";
     for (const std::string &e : s->process_.errors)
       if (llvm::StringRef(e).startswith("Python stacks unavailable: "))
@@ -96,19 +73,19 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
                                    "cannot be read as Python: %s",
                                    pid, why.c_str());
   }
-  if (options.gilOnly && s->interp_ &&
-      python::freeThreadedGilEnabled(*s->interp_, s->live_) == false)
+  if (options.gilOnly && s->image_->python() &&
+      python::freeThreadedGilEnabled(*s->image_->python(), s->image_->live()) == false)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         "--gil samples the thread holding the GIL, and pid %d runs CPython %s "
         "free-threaded without one: record without --gil (every thread runs Python "
         "at once), or start it with PYTHON_GIL=1",
-        pid, s->interp_->version().toString().c_str());
+        pid, s->image_->python()->version().toString().c_str());
   // One attach up front checks what per-sample attaches skip (zombie,
   // kernel thread, another tracer, permissions) and fails early and clearly.
   if (!options.nonblocking) {
     std::map<pid_t, char> before;
-    for (pid_t tid : s->facts_.tids())
+    for (pid_t tid : s->image_->facts().tids())
       before[tid] = s->activity_.state(tid);
     auto probe = PtraceSession::attach(pid);
     if (!probe)
@@ -126,24 +103,21 @@ ProcessSampler::create(pid_t pid, const SamplerOptions &options) {
 void ProcessSampler::readProcess(bool newImage) {
   process_ = Process{};
   process_.pid = pid_;
-  size_t mappingsBefore = facts_.maps.size();
-  facts_ = readProcessFacts(pid_, process_);
-  newImage = newImage || facts_.maps.size() != mappingsBefore;
-  exe_ = process_.executable;
-  live_.clearAll();
-  interp_ = locatePython(pid_, live_, process_);
-  live_.setImmutableRanges(immutableRanges(facts_.maps));
-  unwinder_ = std::make_unique<Unwinder>(facts_.maps, snapshot_);
-  // Symbols are costly to read again; they stay valid unless the image
-  // changed or modules came and went (an address cached as unknown may
-  // belong to a module now).
-  if (!symbolizer_ || newImage) {
-    SymbolizerOptions symOptions;
-    symOptions.rootPrefix = "/proc/" + std::to_string(pid_) + "/root";
-    symOptions.debugDirs = options_.debugDirs;
-    symbolizer_ = std::make_unique<Symbolizer>(symOptions);
+  if (newImage || !image_) {
+    image_ = std::make_unique<TargetImage>(
+        pid_, TargetImage::Options{options_.debugDirs, /*keepImmutablePages=*/true}, process_);
     notedModules_ = 0;
+  } else {
+    size_t mappingsBefore = image_->facts().maps.size();
+    image_->reread(process_);
+    // Symbols are costly to read again; they stay valid unless modules came
+    // and went (an address cached as unknown may belong to a module now).
+    if (image_->facts().maps.size() != mappingsBefore) {
+      image_->forgetSymbols();
+      notedModules_ = 0;
+    }
   }
+  exe_ = process_.executable;
   codes_ = python::CodeCache(/*persistent=*/true);
   lastChains_.clear();
   tstateHints_ = python::ThreadStateHints{};
@@ -166,7 +140,7 @@ void ProcessSampler::lookAgain() {
   // An interpreter found while it was still starting (libpython mapped,
   // nothing running yet) can be a half-read one: until a capture has shown
   // Python frames, it is looked for again too.
-  bool stillStarting = (!interp_ || !pythonSeen_) && now - lookedAt_ < kLookForPythonFor;
+  bool stillStarting = (!image_->python() || !pythonSeen_) && now - lookedAt_ < kLookForPythonFor;
   if (execd || stillStarting) {
     auto since = lookedAt_;
     readProcess(execd);
@@ -197,18 +171,16 @@ void ProcessSampler::refreshMaps() {
   }
   // A zombie leader (an exec under way, or main exited) shows no mappings:
   // keep what we have.
-  if (maps->empty() || sameFileMappings(*maps, facts_.maps))
+  const std::vector<MapEntry> &known = image_->facts().maps;
+  if (maps->empty() || sameFileMappings(*maps, known))
     return;
   // The executable mapped somewhere else: the same program exec'd again
   // (its path unchanged), and everything read of it is stale.
-  if (mainImageBase(*maps, exe_) != mainImageBase(facts_.maps, exe_)) {
+  if (mainImageBase(*maps, exe_) != mainImageBase(known, exe_)) {
     readProcess(true);
     return;
   }
-  facts_.maps = std::move(*maps);
-  live_.clearAll();
-  live_.setImmutableRanges(immutableRanges(facts_.maps));
-  unwinder_ = std::make_unique<Unwinder>(facts_.maps, snapshot_);
+  image_->replaceMaps(std::move(*maps));
   pythonPages_.clear();
   anchorPages_.clear();
 }
@@ -286,90 +258,27 @@ void ProcessSampler::addSample(Profile &profile, pid_t tid, StackId stack, uint6
   ++stats.samples;
 }
 
-// The thread to stop for an anchored pass, or nullopt when the pass stops
-// every sampled thread: native stacks wanted (their registers are read
-// while stopped), no interpreter or no single GIL record to watch
-// (sharedGilAddress), or a last holder the hints do not place.
-std::optional<ProcessSampler::GilAnchor> ProcessSampler::planGilAnchor() {
-  if (options_.native || options_.nonblocking || !interp_ || !tstateHints_.valid)
-    return std::nullopt;
-  UncachedReads mem(live_);
-  uint64_t gil = python::sharedGilAddress(*interp_, mem);
-  if (!gil)
-    return std::nullopt;
-  std::optional<python::GilHandover> handover = python::readGilHandover(interp_->layout, mem, gil);
-  if (!handover || !handover->lastHolder)
-    return std::nullopt;
-  for (const auto &[tid, tstate] : tstateHints_.tstateByTid)
-    if (tstate == handover->lastHolder)
-      return GilAnchor{tid, tstate, gil, *handover};
-  return std::nullopt;
+StopPlanInputs ProcessSampler::planInputs() {
+  return {image_->python(), image_->live(), tstateHints_, activity_, withoutPythonFrames_,
+          /*pythonOnly=*/!options_.native && !options_.nonblocking};
 }
 
-// Without a GIL nothing stops the other threads from running Python while
-// one is stopped, but a thread asleep in the kernel cannot change its frames
-// until it wakes. So the sleepers' chains are read without stopping them,
-// and trusted only when, after the read, each one's CPU time is what it was
-// before and it still sleeps (a thread that woke, ran and slept again has
-// more CPU time: the kernel accounts for it when it is switched out). The
-// running threads, and those whose native stack is shown, are stopped.
-std::optional<ProcessSampler::Sleepers>
-ProcessSampler::planSleeperReads(const std::vector<pid_t> &chosen) {
-  if (options_.native || options_.nonblocking || !interp_ || !tstateHints_.valid ||
-      !interp_->layout.freeThreaded)
-    return std::nullopt;
-  UncachedReads mem(live_);
-  if (python::freeThreadedGilEnabled(*interp_, mem) != false)
-    return std::nullopt;
-  Sleepers s;
-  for (pid_t tid : chosen) {
-    if (!tstateHints_.tstateByTid.count(tid) || withoutPythonFrames_.count(tid))
-      continue;
-    char state = activity_.state(tid);
-    std::optional<uint64_t> cpu = activity_.cpuTimeNs(tid);
-    if ((state == 'S' || state == 'D') && cpu)
-      s.tids.push_back(tid), s.cpuNs.push_back(*cpu);
-  }
-  if (s.tids.empty())
-    return std::nullopt;
-  return s;
-}
-
-bool ProcessSampler::sleepersStillAsleep(const Sleepers &s) {
-  for (size_t i = 0; i < s.tids.size(); ++i) {
-    char state = activity_.state(s.tids[i]);
-    if ((state != 'S' && state != 'D') || activity_.cpuTimeNs(s.tids[i]) != s.cpuNs[i])
-      return false;
-  }
-  return true;
-}
-
-// The anchor, and the sampled threads whose native stack will be shown:
-// those without a thread state, and those that showed no Python frames.
-std::vector<pid_t> ProcessSampler::anchoredStops(const GilAnchor &anchor,
-                                                 const std::vector<pid_t> &chosen) const {
-  std::vector<pid_t> stop{anchor.tid};
-  for (pid_t tid : chosen)
-    if (tid != anchor.tid &&
-        (!tstateHints_.tstateByTid.count(tid) || withoutPythonFrames_.count(tid)))
-      stop.push_back(tid);
-  return stop;
-}
-
-// Reads the Python chains of `tids` into out.captured (adding to what an
-// earlier call of the same pass read); the pages it read go to `pages`.
+// Reads the Python chains of `tids` into out.pause.python (adding to what
+// an earlier call of the same pass read); the pages it read go to `pages`.
 void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &out,
                                    std::vector<uint64_t> &pages) {
-  if (!interp_ || tids.empty())
+  python::Interpreter *interp = image_->python();
+  if (!interp || tids.empty())
     return;
+  ProcessMemory &live = image_->live();
   python::CaptureLimits limits;
   limits.onlyTids = tids; // only the sampled threads' chains, for a short pause
   limits.hints = &tstateHints_;
-  limits.tidMap = &facts_.tidMap;
+  limits.tidMap = &image_->facts().tidMap;
   limits.threadStatus = options_.gilOnly;
-  live_.trackPages();
-  auto c = python::capture(*interp_, live_, limits);
-  std::vector<uint64_t> touched = live_.takeTouchedPages();
+  live.trackPages();
+  auto c = python::capture(*interp, live, limits);
+  std::vector<uint64_t> touched = live.takeTouchedPages();
   pages.insert(pages.end(), touched.begin(), touched.end());
   if (!c) {
     out.pythonErrors.push_back("Python: " + llvm::toString(c.takeError()));
@@ -378,45 +287,50 @@ void ProcessSampler::capturePython(const std::vector<pid_t> &tids, PassCapture &
   if (std::any_of(c->threads.begin(), c->threads.end(),
                   [](const python::CapturedThread &t) { return !t.frames.empty(); }))
     pythonSeen_ = true;
-  if (!out.captured) {
-    out.captured = std::move(*c);
+  std::optional<python::CapturedPython> &captured = out.pause.python;
+  if (!captured) {
+    captured = std::move(*c);
     return;
   }
   for (python::CapturedThread &t : c->threads)
-    out.captured->threads.push_back(std::move(t));
+    captured->threads.push_back(std::move(t));
   for (std::string &e : c->errors)
-    out.captured->errors.push_back(std::move(e));
+    captured->errors.push_back(std::move(e));
 }
 
 // A native stack is copied where it will be shown: with --native, or for a
 // sampled thread running no Python code. Copying only those keeps the
 // pause of a Python-only profile to the Python frame chains.
-void ProcessSampler::copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen) {
+void ProcessSampler::copyNativeStacks(const PtraceSession &session, PassCapture &out,
+                                      const std::vector<pid_t> &chosen) {
   std::vector<StoppedThread> copy;
-  for (const StoppedThread &t : out.session->stoppedThreads())
+  for (const StoppedThread &t : session.stoppedThreads())
     if (std::find(chosen.begin(), chosen.end(), t.tid) != chosen.end() &&
-        (options_.native || !capturedPythonFrames(out.captured, t.tid))) {
+        (options_.native || !capturedPythonFrames(out.pause.python, t.tid))) {
       copy.push_back(t);
       out.stacksCopied.insert(t.tid);
     }
   std::vector<std::string> notes;
-  captureStacks(copy, pid_, facts_.maps, live_, snapshot_, notes);
+  out.pause.stacks = copyStacks(copy, pid_, image_->facts().maps, image_->live(), notes);
 }
 
-// Stops `stop` and copies what the pass shows of `chosen`.
-//
-// Anchored, `stop` is the anchor (plus threads without Python frames), and
-// the other threads' chains are read while it comes to a stop: they cannot
-// change unless the GIL changes hands, which the hand-over record read when
-// the anchor was chosen (planGilAnchor) and again at the end tells. The
-// anchor's own chain is read once it stands still, afresh (pages cached
-// before its stop may predate its last steps).
-ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_t> &stop,
-                                                          const std::vector<pid_t> &chosen,
-                                                          const GilAnchor *anchor,
-                                                          PassCapture &out) {
-  snapshot_.clearCaptures();
-  live_.clearCache();
+// The pass's pause, as a scope: the session that stops the threads lives
+// only in here, and `out` holds plain copies when it returns.
+ProcessSampler::StopResult ProcessSampler::pauseFor(const StopPlan &plan,
+                                                    const std::vector<pid_t> &chosen,
+                                                    PassCapture &out) {
+  image_->live().clearCache();
+  std::unique_ptr<PtraceSession> session;
+  StopResult result = plan.sleepers ? stopAwakeAndCapture(plan, chosen, session, out)
+                                    : stopAndCapture(plan, chosen, session, out);
+  endPause(std::move(session), out.pause);
+  return result;
+}
+
+// Seizes and interrupts `stop`; the stops are waited for by finishStopping,
+// so that reads can overlap them.
+std::unique_ptr<PtraceSession> ProcessSampler::startStopping(const std::vector<pid_t> &stop,
+                                                             PassCapture &out) {
   AttachOptions attach;
   attach.onlyThreads = stop;
   attach.skipChecks = true;
@@ -424,65 +338,85 @@ ProcessSampler::StopResult ProcessSampler::stopAndCapture(const std::vector<pid_
   // CPU (a busy host): then it is waited for, rather than lost or left
   // stopped, up to kRunnableStopDeadline.
   attach.runnableStopDeadline = kRunnableStopDeadline;
-  auto deadline = std::chrono::milliseconds(100);
   auto session = PtraceSession::startAttach(pid_, attach);
   if (!session) {
     out.attachError = llvm::toString(session.takeError());
+    return nullptr;
+  }
+  return std::move(*session);
+}
+
+bool ProcessSampler::finishStopping(PtraceSession &session, PassCapture &out) {
+  llvm::Error err = session.finishAttach(std::chrono::milliseconds(100));
+  if (!err)
+    return true;
+  out.attachError = llvm::toString(std::move(err));
+  return false;
+}
+
+// Stops plan.stop and copies what the pass shows of `chosen`.
+ProcessSampler::StopResult
+ProcessSampler::stopAndCapture(const StopPlan &plan, const std::vector<pid_t> &chosen,
+                               std::unique_ptr<PtraceSession> &session, PassCapture &out) {
+  session = startStopping(plan.stop, out);
+  if (!session)
     return StopResult::AttachFailed;
-  }
-  out.session = std::move(*session);
-  auto finish = [&] {
-    llvm::Error err = out.session->finishAttach(deadline);
-    if (!err)
-      return true;
-    out.attachError = llvm::toString(std::move(err));
-    return false;
-  };
-  if (!anchor) {
-    if (!finish())
-      return StopResult::AttachFailed;
-    // The structures a capture reads mostly stay where they were (thread
-    // states, the frames' stack chunk, the interpreter): fetch last pass's
-    // pages in one system call, then read as usual from the cache.
-    live_.prefetch(pythonPages_);
-    capturePython(chosen, out, out.pages);
-    copyNativeStacks(out, chosen);
-    return StopResult::Captured;
-  }
+  if (plan.anchor)
+    return captureAnchored(*plan.anchor, chosen, *session, out);
+  if (!finishStopping(*session, out))
+    return StopResult::AttachFailed;
+  // The structures a capture reads mostly stay where they were (thread
+  // states, the frames' stack chunk, the interpreter): fetch last pass's
+  // pages in one system call, then read as usual from the cache.
+  image_->live().prefetch(pythonPages_);
+  capturePython(chosen, out, out.pages);
+  copyNativeStacks(*session, out, chosen);
+  return StopResult::Captured;
+}
+
+// Anchored: the other threads' chains are read while the anchor comes to a
+// stop. They cannot change unless the GIL changes hands, which the
+// hand-over record read when the anchor was chosen and again at the end
+// tells. The anchor's own chain is read once it stands still, afresh
+// (pages cached before its stop may predate its last steps).
+ProcessSampler::StopResult ProcessSampler::captureAnchored(const GilAnchor &anchor,
+                                                           const std::vector<pid_t> &chosen,
+                                                           PtraceSession &session,
+                                                           PassCapture &out) {
   out.anchored = true;
-  UncachedReads uncached(live_);
-  const python::Layout &l = interp_->layout;
+  ProcessMemory &live = image_->live();
+  UncachedReads uncached(live);
+  const python::Layout &l = image_->python()->layout;
   std::vector<pid_t> others;
   for (pid_t tid : chosen)
-    if (tid != anchor->tid)
+    if (tid != anchor.tid)
       others.push_back(tid);
   if (!others.empty()) {
-    live_.prefetch(pythonPages_);
+    live.prefetch(pythonPages_);
     capturePython(others, out, out.pages);
   }
-  if (!finish())
+  if (!finishStopping(session, out))
     return StopResult::AttachFailed;
   // Stopped, and still the thread of that thread state: it cannot exit and
   // leave its address to a new thread state until we let it go.
-  const auto &stopped = out.session->stoppedThreads();
+  const auto &stopped = session.stoppedThreads();
   if (std::none_of(stopped.begin(), stopped.end(),
-                   [&](const StoppedThread &t) { return t.tid == anchor->tid; }) ||
-      python::threadStateTid(l, uncached, anchor->tstate,
-                             python::CaptureLimits{}.pthreadTidOffset,
-                             &facts_.tidMap) != anchor->tid)
+                   [&](const StoppedThread &t) { return t.tid == anchor.tid; }) ||
+      python::threadStateTid(l, uncached, anchor.tstate, python::CaptureLimits{}.pthreadTidOffset,
+                             &image_->facts().tidMap) != anchor.tid)
     return StopResult::AnchorLost;
   if (others.size() < chosen.size()) {
-    live_.clearCache();
-    if (anchorPagesTid_ == anchor->tid)
-      live_.prefetch(anchorPages_); // where its chain was last time
-    capturePython({anchor->tid}, out, out.anchorPages);
-    out.anchorTid = anchor->tid;
+    live.clearCache();
+    if (anchorPagesTid_ == anchor.tid)
+      live.prefetch(anchorPages_); // where its chain was last time
+    capturePython({anchor.tid}, out, out.anchorPages);
+    out.anchorTid = anchor.tid;
   }
-  std::optional<python::GilHandover> after = python::readGilHandover(l, uncached, anchor->gil);
-  if (!after || after->switches != anchor->before.switches ||
-      after->lastHolder != anchor->before.lastHolder)
+  std::optional<python::GilHandover> after = python::readGilHandover(l, uncached, anchor.gil);
+  if (!after || after->switches != anchor.before.switches ||
+      after->lastHolder != anchor.before.lastHolder)
     return StopResult::AnchorLost;
-  copyNativeStacks(out, chosen);
+  copyNativeStacks(session, out, chosen);
   return StopResult::Captured;
 }
 
@@ -491,63 +425,48 @@ void ProcessSampler::delayForTests() const {
     std::this_thread::sleep_for(std::chrono::microseconds(options_.sleeperReadDelayUsForTests));
 }
 
-// The free-threaded pass (planSleeperReads): the sleepers' chains are read
-// while the others are being stopped, then the stopped ones', then the
-// sleepers are checked.
-ProcessSampler::StopResult ProcessSampler::stopAwakeAndCapture(const Sleepers &sleepers,
-                                                               const std::vector<pid_t> &chosen,
-                                                               PassCapture &out) {
-  std::vector<pid_t> awake;
-  for (pid_t tid : chosen)
-    if (std::find(sleepers.tids.begin(), sleepers.tids.end(), tid) == sleepers.tids.end())
-      awake.push_back(tid);
-  snapshot_.clearCaptures();
-  live_.clearCache();
+// The free-threaded pass: the sleepers' chains are read while the others
+// (plan.stop) are being stopped, then the stopped ones', then the sleepers
+// are checked.
+ProcessSampler::StopResult
+ProcessSampler::stopAwakeAndCapture(const StopPlan &plan, const std::vector<pid_t> &chosen,
+                                    std::unique_ptr<PtraceSession> &session, PassCapture &out) {
+  const Sleepers &sleepers = *plan.sleepers;
+  ProcessMemory &live = image_->live();
   out.anchored = true; // like an anchored pass: not every sampled thread stopped
-  live_.prefetch(pythonPages_);
-  if (awake.empty()) {
+  live.prefetch(pythonPages_);
+  if (plan.stop.empty()) {
     delayForTests();
     capturePython(sleepers.tids, out, out.pages);
-    return sleepersStillAsleep(sleepers) ? StopResult::Captured : StopResult::AnchorLost;
+    return sleepersStillAsleep(sleepers, activity_) ? StopResult::Captured
+                                                     : StopResult::AnchorLost;
   }
-  AttachOptions attach;
-  attach.onlyThreads = awake;
-  attach.skipChecks = true;
-  attach.runnableStopDeadline = kRunnableStopDeadline;
-  auto session = PtraceSession::startAttach(pid_, attach);
-  if (!session) {
-    out.attachError = llvm::toString(session.takeError());
+  session = startStopping(plan.stop, out);
+  if (!session)
     return StopResult::AttachFailed;
-  }
-  out.session = std::move(*session);
   delayForTests();
   capturePython(sleepers.tids, out, out.pages);
-  if (llvm::Error err = out.session->finishAttach(std::chrono::milliseconds(100))) {
-    out.attachError = llvm::toString(std::move(err));
+  if (!finishStopping(*session, out))
     return StopResult::AttachFailed;
-  }
-  live_.clearCache();
-  capturePython(awake, out, out.pages);
-  if (!sleepersStillAsleep(sleepers))
+  live.clearCache();
+  capturePython(plan.stop, out, out.pages);
+  if (!sleepersStillAsleep(sleepers, activity_))
     return StopResult::AnchorLost;
-  copyNativeStacks(out, chosen);
+  copyNativeStacks(*session, out, chosen);
   return StopResult::Captured;
 }
 
-// Lets the stopped threads go and accounts for the pause. False when the
-// pause straddled an exec: its stacks mix two programs.
-bool ProcessSampler::endPause(PassCapture &pass, SamplerStats &stats) {
-  if (!pass.session)
-    return true;
-  pass.session->detach();
-  if (pass.session->stoppedThreads().empty())
-    return !pass.session->execSeen(); // nothing stopped: no pause to count
-  uint64_t us = pass.session->pauseDuration().count();
+// Accounts for a pass's pause. False when it straddled an exec: its stacks
+// mix two programs.
+bool ProcessSampler::countPause(const PassCapture &pass, SamplerStats &stats) {
+  if (!pass.pause.stoppedAny())
+    return !pass.pause.execSeen; // nothing stopped: no pause to count
+  uint64_t us = pass.pause.duration.count();
   ++stats.pauses;
   stats.pauseTotalUs += us;
   stats.pauseMaxUs = std::max(stats.pauseMaxUs, us);
-  stats.threadsStopped += pass.session->stoppedThreads().size();
-  return !pass.session->execSeen();
+  stats.threadsStopped += pass.pause.stopped.size();
+  return !pass.pause.execSeen;
 }
 
 // The pass straddled an exec: its stacks mix two programs. Dropped; the
@@ -556,6 +475,16 @@ bool ProcessSampler::startOverAfterExec(SamplerStats &stats) {
   ++stats.failures["the process ran exec during the sample"];
   readProcess(true);
   return processAlive(pid_);
+}
+
+// Next pass's prefetch: the pages read before the anchor's stop, and
+// those of the anchor's chain (read after it, once it stands still).
+void ProcessSampler::keepPagesForNextPass(PassCapture &pass) {
+  pythonPages_ = sortedUnique(std::move(pass.pages));
+  if (pass.anchorTid) {
+    anchorPages_ = sortedUnique(std::move(pass.anchorPages));
+    anchorPagesTid_ = pass.anchorTid;
+  }
 }
 
 bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t weightNs,
@@ -571,84 +500,45 @@ bool ProcessSampler::samplePass(Profile &profile, uint64_t timestampNs, uint64_t
   // Thread states name threads in the target's ids (its pid namespace):
   // the threads started since readProcess() are mapped before any capture.
   for (pid_t tid : chosen)
-    facts_.tidMap.learn(pid_, tid);
+    image_->facts().tidMap.learn(pid_, tid);
 
-  // Snapshot: nonblocking, read while everything runs. Otherwise stop the
-  // GIL's last holder alone when that is enough (anchored), else every
-  // sampled thread; copy what changes as they run; let them go.
+  // Snapshot: nonblocking, read while everything runs. Otherwise stop what
+  // the plan says; copy what changes as they run; let them go.
   PassCapture pass;
   if (options_.nonblocking) {
-    live_.clearCache();
-    live_.prefetch(pythonPages_);
+    image_->live().clearCache();
+    image_->live().prefetch(pythonPages_);
     capturePython(chosen, pass, pass.pages);
   } else {
-    StopResult result;
-    // Free-threaded builds without a GIL have no anchor: asking for the
-    // sleepers first reads the GIL's state once per pass.
-    std::optional<Sleepers> sleepers = planSleeperReads(chosen);
-    std::optional<GilAnchor> anchor;
-    if (!sleepers)
-      anchor = planGilAnchor();
-    if (sleepers || anchor) {
-      result = sleepers ? stopAwakeAndCapture(*sleepers, chosen, pass)
-                        : stopAndCapture(anchoredStops(*anchor, chosen), chosen, &*anchor, pass);
-      if (result != StopResult::Captured) {
-        // The GIL changed hands, the anchor could not be stopped, or a
-        // sleeper woke during its read: stop them all instead.
-        if (!endPause(pass, stats))
-          return startOverAfterExec(stats);
-        pass = PassCapture{};
-        result = stopAndCapture(chosen, chosen, nullptr, pass);
-      }
-    } else {
-      result = stopAndCapture(chosen, chosen, nullptr, pass);
+    StopPlan plan = planStops(planInputs(), chosen);
+    StopResult result = pauseFor(plan, chosen, pass);
+    if (!plan.stopsEvery() && result != StopResult::Captured) {
+      // The GIL changed hands, the anchor could not be stopped, or a
+      // sleeper woke during its read: stop them all instead.
+      if (!countPause(pass, stats))
+        return startOverAfterExec(stats);
+      pass = PassCapture{};
+      result = pauseFor(stopEvery(chosen), chosen, pass);
     }
     if (result == StopResult::AttachFailed) {
       ++stats.failures[pass.attachError];
       return processAlive(pid_);
     }
-    if (!endPause(pass, stats))
+    if (!countPause(pass, stats))
       return startOverAfterExec(stats);
   }
-  live_.clearCache();
-  // Next pass's prefetch: the pages read before the anchor's stop, and
-  // those of the anchor's chain (read after it, once it stands still).
-  pythonPages_ = sortedUnique(std::move(pass.pages));
-  if (pass.anchorTid) {
-    anchorPages_ = sortedUnique(std::move(pass.anchorPages));
-    anchorPagesTid_ = pass.anchorTid;
-  }
+  image_->live().clearCache();
+  keepPagesForNextPass(pass);
   for (const std::string &why : pass.pythonErrors)
     ++stats.failures[why];
   recordPass(profile, chosen, pass, timestampNs, weightNs, stats);
   return true;
 }
 
-ProcessSampler::ChainKey ProcessSampler::chainKeyOf(const python::CapturedThread &t) {
-  ChainKey key;
-  key.reserve(t.frames.size());
-  for (const python::CapturedFrame &f : t.frames)
-    key.push_back({f.codeAddr, f.lasti, f.instrPtr, f.owner, f.entry});
-  return key;
-}
-
-// Whether a captured chain, whose key is `key`, is the one this thread's
-// last Python-only sample was decoded from (the code objects are checked
-// later, in recordPass).
-bool ProcessSampler::sameChainAsLast(const python::CapturedThread &t, const ChainKey &key) const {
-  if (options_.native || t.frames.empty())
-    return false;
-  for (const python::CapturedFrame &f : t.frames)
-    if (f.error)
-      return false;
-  auto memo = lastChains_.find(t.osTid);
-  return memo != lastChains_.end() && memo->second.key == key;
-}
-
 // A module that left a frame unnamed for lack of symbols is said once, in
-// the summary (the symbolizer lists each once; only new ones are copied).
+// the summary (the image lists each once; only new ones are copied).
 void ProcessSampler::noteModulesWithoutSymbols(SamplerStats &stats) {
-  const std::vector<ModuleWithoutSymbols> &modules = symbolizer_->modulesWithoutSymbols();
+  const std::vector<ModuleWithoutSymbols> &modules = image_->modulesWithoutSymbols();
   for (; notedModules_ < modules.size(); ++notedModules_)
     stats.notes.insert(missingSymbolsNote(modules[notedModules_]));
   // Why Python frames are missing (or what is unverified), once per image.
@@ -659,64 +549,70 @@ void ProcessSampler::noteModulesWithoutSymbols(SamplerStats &stats) {
   pythonNoted_ = true;
 }
 
-// Decodes and records one pass, after the target runs again.
-//
-// A thread whose Python chain is the one of its last sample (the same code
-// objects at the same positions, the code objects unchanged) gets that
-// sample's stack again without decoding: an idle thread then costs a
-// comparison instead of decoding and interning every frame.
+// Decodes the pass's chains, except those equal to the thread's last one
+// with their code objects unchanged (ChainMemo.h): those become `repeats`.
+std::map<pid_t, python::PythonThreadStack>
+ProcessSampler::decodePass(PassCapture &pass, const std::vector<pid_t> &chosen,
+                           std::map<pid_t, ChainMemo::ChainKey> &keys,
+                           std::map<pid_t, Repeat> &repeats) {
+  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  if (!pass.pause.python)
+    return pythonByTid;
+  python::Interpreter &interp = *image_->python();
+  python::CapturedPython fresh, stale;
+  std::vector<std::pair<python::CapturedThread, StackId>> candidates;
+  for (python::CapturedThread &t : pass.pause.python->threads) {
+    std::optional<StackId> last;
+    if (t.osTid && t.errors.empty()) {
+      const ChainMemo::ChainKey &key = keys[t.osTid] = ChainMemo::keyOf(t);
+      if (!options_.native)
+        last = lastChains_.lastStack(t, key);
+    }
+    if (last)
+      candidates.emplace_back(std::move(t), *last);
+    else
+      fresh.threads.push_back(std::move(t));
+  }
+  auto decode = [&](const python::CapturedPython &threads) {
+    if (threads.threads.empty())
+      return;
+    for (auto &s : python::resolve(interp, threads, image_->live(), image_->facts().tidMap,
+                                   needThreadNames(chosen), &codes_))
+      if (s.tid)
+        pythonByTid[s.tid] = std::move(s);
+  };
+  decode(fresh);
+  // After that resolve, code objects it shared with the candidates are
+  // already validated for this pass: checking them costs no read.
+  for (auto &[t, stack] : candidates) {
+    bool codesSame = std::all_of(t.frames.begin(), t.frames.end(), [&](const auto &f) {
+      return codes_.unchanged(interp.layout, image_->live(), f.codeAddr);
+    });
+    if (codesSame)
+      repeats[t.osTid] = {stack, t.holdsGil};
+    else
+      stale.threads.push_back(std::move(t));
+  }
+  decode(stale);
+  return pythonByTid;
+}
+
+// Decodes and records one pass, after the target runs again. A thread whose
+// chain repeats gets its last sample's stack again without decoding.
 void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chosen,
                                 PassCapture &pass, uint64_t timestampNs, uint64_t weightNs,
                                 SamplerStats &stats) {
-  struct Repeat {
-    StackId stack;
-    bool holdsGil;
-  };
   std::map<pid_t, Repeat> repeats;
-  std::map<pid_t, ChainKey> keys;
-  std::map<pid_t, python::PythonThreadStack> pythonByTid;
+  std::map<pid_t, ChainMemo::ChainKey> keys;
   codes_.newPass(); // the target ran: cached code objects are checked again
-  if (pass.captured) {
-    python::CapturedPython fresh, stale;
-    std::vector<python::CapturedThread> candidates;
-    for (python::CapturedThread &t : pass.captured->threads) {
-      bool repeatable = false;
-      if (t.osTid && t.errors.empty()) {
-        const ChainKey &key = keys[t.osTid] = chainKeyOf(t);
-        repeatable = sameChainAsLast(t, key);
-      }
-      (repeatable ? candidates : fresh.threads).push_back(std::move(t));
-    }
-    auto decode = [&](const python::CapturedPython &threads) {
-      if (threads.threads.empty())
-        return;
-      for (auto &s : python::resolve(*interp_, threads, live_, facts_.tidMap,
-                                     needThreadNames(chosen), &codes_))
-        if (s.tid)
-          pythonByTid[s.tid] = std::move(s);
-    };
-    decode(fresh);
-    // After that resolve, code objects it shared with the candidates are
-    // already validated for this pass: checking them costs no read.
-    for (python::CapturedThread &t : candidates) {
-      bool codesSame = std::all_of(t.frames.begin(), t.frames.end(), [&](const auto &f) {
-        return codes_.unchanged(interp_->layout, live_, f.codeAddr);
-      });
-      if (codesSame)
-        repeats[t.osTid] = {lastChains_[t.osTid].stack, t.holdsGil};
-      else
-        stale.threads.push_back(std::move(t));
-    }
-    decode(stale);
-  }
-  std::map<pid_t, const StoppedThread *> stopped;
-  if (pass.session)
-    for (const StoppedThread &t : pass.session->stoppedThreads())
-      stopped[t.tid] = &t;
+  std::map<pid_t, python::PythonThreadStack> pythonByTid = decodePass(pass, chosen, keys, repeats);
+  image_->snapshot().replaceCaptures(std::move(pass.pause.stacks));
   if (withoutPythonFrames_.size() > python::ThreadStateHints::kMaxWithoutPython)
     withoutPythonFrames_.clear();
-  if (lastChains_.size() > python::ThreadStateHints::kMaxWithoutPython)
-    lastChains_.clear();
+  lastChains_.bound(python::ThreadStateHints::kMaxWithoutPython);
+  // In a pass that stopped every sampled thread, one missing from the
+  // stopped ones had gone.
+  bool stoppedEvery = !options_.nonblocking && !pass.anchored;
   for (pid_t tid : chosen) {
     auto repeat = repeats.find(tid);
     auto py = pythonByTid.find(tid);
@@ -726,13 +622,11 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
       withoutPythonFrames_.erase(tid);
     else
       withoutPythonFrames_.insert(tid);
-    auto st = stopped.find(tid);
-    const StoppedThread *regs = st == stopped.end() ? nullptr : st->second;
+    const StoppedThread *regs = pass.pause.stoppedThread(tid);
     // A thread that was not stopped is shown only from its Python frames:
     // nonblocking, or an anchored pass (a thread that ran no Python code
-    // there is stopped from the next pass on). In a full stop, a thread
-    // missing from the stopped ones had gone.
-    if (!regs && (!hasPython || (pass.session && !pass.anchored)))
+    // there is stopped from the next pass on).
+    if (!regs && (!hasPython || stoppedEvery))
       continue;
     if (repeat != repeats.end()) {
       if (!options_.gilOnly || repeat->second.holdsGil)
@@ -741,9 +635,10 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
     }
     if (options_.gilOnly && !(py != pythonByTid.end() && py->second.holdsGil))
       continue;
-    if (!facts_.threads.count(tid)) // a new thread: read its name once
-      facts_.threads[tid] = readThreadFacts(pid_, tid);
-    Thread thread = makeThread(pid_, tid, facts_);
+    ProcessFacts &facts = image_->facts();
+    if (!facts.threads.count(tid)) // a new thread: read its name once
+      facts.threads[tid] = readThreadFacts(pid_, tid);
+    Thread thread = makeThread(pid_, tid, facts);
     std::vector<Frame> native;
     bool withNative = regs && (!hasPython || options_.native);
     if (withNative) {
@@ -753,7 +648,7 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
         ++stats.dropped;
         continue;
       }
-      native = nativeStack(*unwinder_, *symbolizer_, facts_.maps, regs->regs, thread.errors);
+      native = image_->nativeStack(regs->regs, thread.errors);
       noteModulesWithoutSymbols(stats);
     }
     if (py != pythonByTid.end())
@@ -771,9 +666,9 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
     // Remembered for the next pass: Python-only stacks decoded whole.
     auto key = keys.find(tid);
     if (!withNative && !torn && thread.errors.empty() && key != keys.end())
-      lastChains_[tid] = {std::move(key->second), stack};
+      lastChains_.remember(tid, std::move(key->second), stack);
     else
-      lastChains_.erase(tid);
+      lastChains_.forget(tid);
   }
 }
 

@@ -29,7 +29,11 @@
 
 #include "llvm/Support/Error.h"
 
+#include "driver/ChainMemo.h"
+#include "driver/Pause.h"
 #include "driver/Stages.h"
+#include "driver/StopPlan.h"
+#include "driver/TargetImage.h"
 #include "driver/ThreadActivity.h"
 #include "profile/Profile.h"
 #include "python/CodeCache.h"
@@ -95,30 +99,10 @@ private:
   void addSample(Profile &profile, pid_t tid, StackId stack, uint64_t timestampNs,
                  uint64_t weightNs, SamplerStats &stats);
 
-  // A Python-only sample stops one thread, the GIL's last holder, rather
-  // than every sampled thread (python/GilAnchor.cpp: why that is enough).
-  struct GilAnchor {
-    pid_t tid = 0;
-    uint64_t tstate = 0;
-    uint64_t gil = 0;
-    python::GilHandover before; // read when it was chosen, before any stop
-  };
-  std::optional<GilAnchor> planGilAnchor();
-  // Free-threaded builds without a GIL: the sampled threads asleep in the
-  // kernel, each with its CPU time before the pass (stopAwakeAndCapture).
-  struct Sleepers {
-    std::vector<pid_t> tids;
-    std::vector<uint64_t> cpuNs;
-  };
-  std::optional<Sleepers> planSleeperReads(const std::vector<pid_t> &chosen);
-  bool sleepersStillAsleep(const Sleepers &s);
-  void delayForTests() const;
-  std::vector<pid_t> anchoredStops(const GilAnchor &anchor, const std::vector<pid_t> &chosen) const;
-  // What a pass copies while the sampled threads stand still.
+  // What a pass copied. Plain data: the pause has ended when it is read.
   struct PassCapture {
-    std::unique_ptr<PtraceSession> session;
-    bool anchored = false; // only the anchor (and native threads) stopped
-    std::optional<python::CapturedPython> captured;
+    PauseCapture pause;
+    bool anchored = false; // not every sampled thread was stopped
     std::set<pid_t> stacksCopied;
     std::string attachError;
     std::vector<std::string> pythonErrors;
@@ -127,46 +111,41 @@ private:
     pid_t anchorTid = 0;
   };
   enum class StopResult { Captured, AnchorLost, AttachFailed };
-  StopResult stopAndCapture(const std::vector<pid_t> &stop, const std::vector<pid_t> &chosen,
-                            const GilAnchor *anchor, PassCapture &out);
-  StopResult stopAwakeAndCapture(const Sleepers &sleepers, const std::vector<pid_t> &chosen,
-                                 PassCapture &out);
+  StopPlanInputs planInputs();
+  StopResult pauseFor(const StopPlan &plan, const std::vector<pid_t> &chosen, PassCapture &out);
+  std::unique_ptr<PtraceSession> startStopping(const std::vector<pid_t> &stop, PassCapture &out);
+  bool finishStopping(PtraceSession &session, PassCapture &out);
+  StopResult stopAndCapture(const StopPlan &plan, const std::vector<pid_t> &chosen,
+                            std::unique_ptr<PtraceSession> &session, PassCapture &out);
+  StopResult captureAnchored(const GilAnchor &anchor, const std::vector<pid_t> &chosen,
+                             PtraceSession &session, PassCapture &out);
+  StopResult stopAwakeAndCapture(const StopPlan &plan, const std::vector<pid_t> &chosen,
+                                 std::unique_ptr<PtraceSession> &session, PassCapture &out);
+  void delayForTests() const;
   void capturePython(const std::vector<pid_t> &tids, PassCapture &out,
                      std::vector<uint64_t> &pages);
-  void copyNativeStacks(PassCapture &out, const std::vector<pid_t> &chosen);
-  bool endPause(PassCapture &pass, SamplerStats &stats);
+  void copyNativeStacks(const PtraceSession &session, PassCapture &out,
+                        const std::vector<pid_t> &chosen);
+  bool countPause(const PassCapture &pass, SamplerStats &stats);
   bool startOverAfterExec(SamplerStats &stats);
+  void keepPagesForNextPass(PassCapture &pass);
   void recordPass(Profile &profile, const std::vector<pid_t> &chosen, PassCapture &pass,
                   uint64_t timestampNs, uint64_t weightNs, SamplerStats &stats);
-  // What a Python-only stack was decoded from (recordPass).
-  struct FrameKey {
-    uint64_t code;
-    int64_t lasti;
-    uint64_t instr;
-    uint8_t owner;
-    bool entry;
-    bool operator==(const FrameKey &) const = default;
+  struct Repeat {
+    StackId stack;
+    bool holdsGil;
   };
-  using ChainKey = std::vector<FrameKey>;
-  struct DecodedChain {
-    ChainKey key;
-    StackId stack = 0;
-  };
-  static ChainKey chainKeyOf(const python::CapturedThread &t);
-  bool sameChainAsLast(const python::CapturedThread &t, const ChainKey &key) const;
+  std::map<pid_t, python::PythonThreadStack>
+  decodePass(PassCapture &pass, const std::vector<pid_t> &chosen,
+             std::map<pid_t, ChainMemo::ChainKey> &keys, std::map<pid_t, Repeat> &repeats);
+  void noteModulesWithoutSymbols(SamplerStats &stats);
 
   pid_t pid_;
   SamplerOptions options_;
   Process process_; // command, python info: what the writers show
-  ProcessFacts facts_;
-  ProcessMemory live_;
-  SnapshotMemory snapshot_;
-  std::optional<python::Interpreter> interp_;
-  std::unique_ptr<Unwinder> unwinder_;
-  std::unique_ptr<Symbolizer> symbolizer_;
-  size_t notedModules_ = 0; // of symbolizer_->modulesWithoutSymbols(), in stats.notes
+  std::unique_ptr<TargetImage> image_;
+  size_t notedModules_ = 0; // of image_->modulesWithoutSymbols(), in stats.notes
   bool pythonNoted_ = false; // process_.errors about Python are in stats.notes
-  void noteModulesWithoutSymbols(SamplerStats &stats);
   ThreadActivity activity_;
   python::CodeCache codes_{/*persistent=*/true};
   python::ThreadStateHints tstateHints_;
@@ -180,7 +159,7 @@ private:
   // Sampled threads that showed no Python frames the last time: an
   // anchored pass stops them too, as their native stacks are what is shown.
   std::set<pid_t> withoutPythonFrames_;
-  std::map<pid_t, DecodedChain> lastChains_; // by thread: its last Python-only stack
+  ChainMemo lastChains_; // by thread: its last Python-only stack
 };
 
 } // namespace stackpeek

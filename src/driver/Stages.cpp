@@ -97,9 +97,10 @@ unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
   return states + " a thread of this process (" + why + "); native stacks only";
 }
 
-void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
-                   std::vector<MapEntry> &maps, ProcessMemory &live,
-                   SnapshotMemory &snapshot, std::vector<std::string> &notes) {
+std::vector<MemoryCopy> copyStacks(const std::vector<StoppedThread> &threads, pid_t pid,
+                                   std::vector<MapEntry> &maps, ProcessMemory &live,
+                                   std::vector<std::string> &notes) {
+  std::vector<MemoryCopy> copies;
   uint64_t total = 0;
   bool mapsRefreshed = false;
   // One scratch buffer for every thread, not zeroed (see below).
@@ -134,9 +135,10 @@ void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
     size_t got = live.readUncachedPrefix(from, scratch.get(), to - from);
     if (got > 0) {
       total += got;
-      snapshot.addCapture(from, std::vector<uint8_t>(scratch.get(), scratch.get() + got));
+      copies.push_back({from, std::vector<uint8_t>(scratch.get(), scratch.get() + got)});
     }
   }
+  return copies;
 }
 
 Thread makeThread(pid_t pid, pid_t tid, const ProcessFacts &facts) {

@@ -54,11 +54,11 @@ unmatchedPythonNote(const std::vector<python::PythonThreadStack> &stacks,
                     const std::vector<pid_t> &threads, const TidMap &tidMap);
 
 /// While stopped: copies the live part of each thread's stack (just below
-/// the stack pointer to the top of its mapping) into `snapshot`. `maps` is
-/// re-read once if a stack is in a mapping it does not know (a new thread).
-void captureStacks(const std::vector<StoppedThread> &threads, pid_t pid,
-                   std::vector<MapEntry> &maps, ProcessMemory &live,
-                   SnapshotMemory &snapshot, std::vector<std::string> &notes);
+/// the stack pointer to the top of its mapping). `maps` is re-read once if
+/// a stack is in a mapping it does not know (a new thread).
+std::vector<MemoryCopy> copyStacks(const std::vector<StoppedThread> &threads, pid_t pid,
+                                   std::vector<MapEntry> &maps, ProcessMemory &live,
+                                   std::vector<std::string> &notes);
 
 /// A model thread with its /proc facts (from `facts`, else read now).
 Thread makeThread(pid_t pid, pid_t tid, const ProcessFacts &facts);

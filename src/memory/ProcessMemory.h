@@ -102,4 +102,17 @@ private:
   const Page *lastPage_ = nullptr;
 };
 
+/// Reads of `memory` that bypass its page cache: for values read while the
+/// target runs and again within one pause (the GIL's hand-over record).
+class UncachedReads : public MemorySource {
+public:
+  explicit UncachedReads(ProcessMemory &memory) : memory_(memory) {}
+  bool read(uint64_t addr, void *buf, size_t len) override {
+    return memory_.readUncached(addr, buf, len);
+  }
+
+private:
+  ProcessMemory &memory_;
+};
+
 } // namespace stackpeek

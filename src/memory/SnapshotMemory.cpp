@@ -11,6 +11,12 @@ void SnapshotMemory::addCapture(uint64_t addr, std::vector<uint8_t> bytes) {
   captures_[addr] = std::move(bytes);
 }
 
+void SnapshotMemory::replaceCaptures(std::vector<MemoryCopy> copies) {
+  clearCaptures();
+  for (MemoryCopy &c : copies)
+    addCapture(c.addr, std::move(c.bytes));
+}
+
 bool SnapshotMemory::read(uint64_t addr, void *buf, size_t len) {
   auto *out = static_cast<uint8_t *>(buf);
   // Walk the range piece by piece: captured bytes where a capture covers

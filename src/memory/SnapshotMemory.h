@@ -15,6 +15,13 @@
 
 namespace stackpeek {
 
+/// Bytes copied from the target at `addr`: a plain value, so a pause can
+/// hand its copies over once the target runs again.
+struct MemoryCopy {
+  uint64_t addr = 0;
+  std::vector<uint8_t> bytes;
+};
+
 class SnapshotMemory : public MemorySource {
 public:
   /// `fallback` may be null: then only captured bytes are readable.
@@ -23,6 +30,9 @@ public:
   /// Records bytes copied at `addr`. Overlapping captures are not expected
   /// (one per thread stack); the later one wins where they would overlap.
   void addCapture(uint64_t addr, std::vector<uint8_t> bytes);
+
+  /// Forgets every capture, then records `copies` (the stacks of one pause).
+  void replaceCaptures(std::vector<MemoryCopy> copies);
 
   bool read(uint64_t addr, void *buf, size_t len) override;
 
