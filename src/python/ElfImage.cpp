@@ -1,12 +1,13 @@
-// Reads symbol tables, section headers and program headers with LLVM's
-// ELFObjectFile; we keep only the few names the locator asks for, so the
-// large libpython .symtab is not retained.
+// Reads symbol tables and section headers through ElfFile (the one ELF
+// reader: safe open, LLVM's parser); we keep only the few names the locator
+// asks for and the PT_LOAD table, so the large libpython .symtab is not
+// retained.
 #include "python/ElfImage.h"
 
 #include <array>
 #include <unordered_set>
 
-#include "process/SafeFile.h"
+#include "module/ElfFile.h"
 
 namespace stackpeek::python {
 
@@ -23,7 +24,6 @@ constexpr std::array kWantedSymbols = {
 constexpr std::array kUniqueSymbols = {"interpreter_lock", "gil_cond",
                                        "gil_mutex", "collecting"};
 constexpr std::array kWantedSections = {".PyRuntime", ".AsyncioDebug", ".bss", ".data"};
-constexpr uint64_t kMaxElfFileSize = 2ull << 30;
 
 template <class Array> bool wanted(const Array &names, llvm::StringRef name) {
   for (const char *n : names)
@@ -35,18 +35,10 @@ template <class Array> bool wanted(const Array &names, llvm::StringRef name) {
 } // namespace
 
 llvm::Expected<ElfImage> ElfImage::open(const std::string &path) {
-  auto buffer = openRegularFile(path, kMaxElfFileSize);
-  if (!buffer)
-    return buffer.takeError();
-  auto object = llvm::object::ObjectFile::createELFObjectFile(
-      (*buffer)->getMemBufferRef());
-  if (!object)
-    return object.takeError();
-  auto *elf = llvm::dyn_cast<llvm::object::ELF64LEObjectFile>(object->get());
-  if (!elf)
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   "%s is not a 64-bit little-endian ELF file",
-                                   path.c_str());
+  auto file = ElfFile::open(path);
+  if (!file)
+    return file.takeError();
+  const llvm::object::ELFObjectFileBase *elf = &(*file)->object();
   ElfImage image;
   std::unordered_set<std::string> ambiguous;
   auto addSymbol = [&](const llvm::object::ELFSymbolRef &sym) {
@@ -85,16 +77,7 @@ llvm::Expected<ElfImage> ElfImage::open(const std::string &path) {
     if (wanted(kWantedSections, *name))
       image.sections_[name->str()] = {sec.getAddress(), sec.getSize()};
   }
-  auto phdrs = elf->getELFFile().program_headers();
-  if (!phdrs)
-    return phdrs.takeError();
-  for (const auto &ph : *phdrs) {
-    if (ph.p_type != llvm::ELF::PT_LOAD)
-      continue;
-    uint64_t align = ph.p_align ? uint64_t(ph.p_align) : 1;
-    image.firstLoadVaddr_ = ph.p_vaddr & ~(align - 1);
-    break;
-  }
+  image.loads_ = (*file)->loads();
   return image;
 }
 

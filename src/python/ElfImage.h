@@ -3,12 +3,10 @@
 // CPython's roots (_PyRuntime, interp_head, _PyThreadState_Current,
 // Py_Version) are ELF symbols of libpython or of the python executable; on
 // stripped 3.10+ builds `_PyRuntime` is still findable as the `.PyRuntime`
-// section. We read them from the file on disk with LLVM's ELF reader and
-// translate link-time addresses to runtime ones with the load bias:
-//   runtime = (start of the mapping at file offset 0)
-//             + value - (first PT_LOAD p_vaddr, aligned down to its p_align)
-// which is right for PIE/DSOs (first vaddr 0) and for non-PIE executables
-// (Debian's python3.11: first vaddr 0x400000, values already absolute).
+// section. We read them from the file on disk and translate link-time
+// addresses to runtime ones with the load's bias (module/LoadedModule.h),
+// which is right for PIE/DSOs and for non-PIE executables alike (Debian's
+// python3.11: first vaddr 0x400000, values already absolute).
 #pragma once
 
 #include <cstdint>
@@ -16,10 +14,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBuffer.h"
+
+#include "module/LoadedModule.h"
 
 namespace stackpeek::python {
 
@@ -36,14 +37,16 @@ public:
   /// `interp_head` is static).
   std::optional<uint64_t> symbol(const std::string &name) const;
   std::optional<ElfSection> section(const std::string &name) const;
-  /// First PT_LOAD p_vaddr aligned down to its alignment (the link-time
-  /// address that lands at the offset-0 mapping).
-  uint64_t firstLoadVaddr() const { return firstLoadVaddr_; }
+  /// Runtime minus link-time address for the load whose first mapping
+  /// (at file offset 0) is `start`; nullopt when no segment maps it.
+  std::optional<uint64_t> loadBias(const MapEntry &start) const {
+    return stackpeek::loadBias(start, loads_);
+  }
 
 private:
   std::unordered_map<std::string, uint64_t> symbols_;
   std::unordered_map<std::string, ElfSection> sections_;
-  uint64_t firstLoadVaddr_ = 0;
+  std::vector<LoadSegment> loads_;
 };
 
 } // namespace stackpeek::python

@@ -23,6 +23,7 @@
 
 #include "process/Maps.h"
 #include "process/ProcFs.h"
+#include "module/LoadedModule.h"
 #include "python/ElfImage.h"
 #include "python/RemoteStruct.h"
 #include "process/SafeFile.h"
@@ -37,12 +38,11 @@ llvm::Error locateError(const std::string &msg) {
                                  msg.c_str());
 }
 
-// One load of a file: where its offset-0 mapping starts.
+// One load of a file that may hold the interpreter (LoadedModule.h).
 struct ModuleLoad {
-  std::string path; // as listed in the maps
-  uint64_t inode = 0;
-  uint64_t base = 0;
+  MapEntry start; // its mapping at file offset 0
   bool isLibpython = false;
+  const std::string &path() const { return start.path; }
 };
 
 std::string baseName(const std::string &path) {
@@ -64,20 +64,18 @@ std::string stripDeleted(std::string path) {
   return path;
 }
 
-// Every load of libpython, then of the executable. A new load starts at each
-// offset-0 mapping of a file, so a file mapped twice yields two loads; a page
-// re-mapped without its offset-0 mapping (libffi trampolines) yields none.
+// Every load of libpython, then of the executable. A file mapped twice
+// yields two loads; a page re-mapped without its offset-0 mapping (libffi
+// trampolines) yields none.
 std::vector<ModuleLoad> findModuleLoads(const std::vector<MapEntry> &maps,
                                         const std::string &exePath) {
   std::vector<ModuleLoad> libs, exes;
-  for (const MapEntry &m : maps) {
-    if (!m.isFile() || m.offset != 0)
-      continue;
-    std::string path = stripDeleted(m.path);
+  for (const MapEntry *m : loadStarts(maps)) {
+    std::string path = stripDeleted(m->path);
     if (isLibpythonName(path))
-      libs.push_back({m.path, m.inode, m.start, true});
+      libs.push_back({*m, true});
     else if (path == exePath)
-      exes.push_back({m.path, m.inode, m.start, false});
+      exes.push_back({*m, false});
   }
   libs.insert(libs.end(), exes.begin(), exes.end());
   return libs;
@@ -244,8 +242,11 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
                                           const ElfImage &image,
                                           const ModuleLoad &load) {
   Interpreter in;
-  in.modulePath = load.path;
-  in.loadBias = load.base - image.firstLoadVaddr();
+  in.modulePath = load.path();
+  std::optional<uint64_t> bias = image.loadBias(load.start);
+  if (!bias)
+    return locateError("no PT_LOAD segment of " + load.path() + " maps its first page");
+  in.loadBias = *bias;
   std::optional<uint64_t> runtime = image.symbol("_PyRuntime");
   if (!runtime)
     if (auto sec = image.section(".PyRuntime"))
@@ -253,7 +254,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
   if (runtime) {
     in.runtimeAddr = *runtime + in.loadBias;
     auto layout = layoutForRuntime(mem, image, in.loadBias, in.runtimeAddr,
-                                   load.path, in.warnings, in.depth);
+                                   load.path(), in.warnings, in.depth);
     if (!layout)
       return layout.takeError();
     in.layout = *layout;
@@ -263,7 +264,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
     in.interpHeadAddr = in.runtimeAddr + *in.layout.runtimeInterpretersHead;
   } else if (auto head = image.symbol("interp_head")) {
     auto version =
-        versionWithoutPyVersion(mem, image, in.loadBias, load.path, in.warnings);
+        versionWithoutPyVersion(mem, image, in.loadBias, load.path(), in.warnings);
     if (!version)
       return version.takeError();
     std::optional<Layout> layout = builtinLayout(version->major, version->minor);
@@ -277,7 +278,7 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
       in.currentTstateAddr = *current + in.loadBias;
     locateStatics(image, in);
   } else {
-    return locateError("no _PyRuntime or interp_head symbol in " + load.path);
+    return locateError("no _PyRuntime or interp_head symbol in " + load.path());
   }
   if (llvm::Error err = validateRuntime(mem, in))
     return std::move(err);
@@ -304,17 +305,17 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) 
   bool sawPython = false;
   std::map<std::pair<std::string, uint64_t>, std::optional<ElfImage>> images;
   for (const ModuleLoad &load : loads) {
-    auto key = std::make_pair(load.path, load.inode);
+    auto key = std::make_pair(load.path(), load.start.inode);
     if (!images.count(key)) {
       // The executable is opened through /proc/PID/exe so a deleted or
       // namespaced binary still works.
       std::string file = load.isLibpython
-                             ? pathInTarget(pid, stripDeleted(load.path))
+                             ? pathInTarget(pid, stripDeleted(load.path()))
                              : "/proc/" + std::to_string(pid) + "/exe";
       auto image = ElfImage::open(file);
       if (!image) {
         std::string why = llvm::toString(image.takeError());
-        if (stripDeleted(load.path) != load.path)
+        if (stripDeleted(load.path()) != load.path())
           why += " (the file was deleted or replaced after the process loaded it, and "
                  "stackpeek reads the interpreter's symbols from it)";
         failures.push_back(why);
@@ -333,7 +334,7 @@ llvm::Expected<std::optional<Interpreter>> locate(pid_t pid, MemorySource &mem) 
     auto in = interpreterAt(mem, *image, load);
     if (in)
       return std::optional<Interpreter>(std::move(*in));
-    failures.push_back(load.path + ": " + llvm::toString(in.takeError()));
+    failures.push_back(load.path() + ": " + llvm::toString(in.takeError()));
   }
   if (!sawPython)
     return std::optional<Interpreter>();
@@ -355,8 +356,10 @@ void locateAsyncioDebug(pid_t pid, const std::vector<MapEntry> &maps, Interprete
       llvm::consumeError(image.takeError());
       continue;
     }
-    if (auto section = image->section(".AsyncioDebug")) {
-      in.asyncioDebugAddr = section->address + m.start - image->firstLoadVaddr();
+    auto section = image->section(".AsyncioDebug");
+    std::optional<uint64_t> bias = image->loadBias(m);
+    if (section && bias) {
+      in.asyncioDebugAddr = section->address + *bias;
       return;
     }
   }

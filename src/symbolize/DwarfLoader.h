@@ -26,7 +26,7 @@
 #include "llvm/DebugInfo/DWARF/DWARFContext.h"
 #include "llvm/Support/MemoryBuffer.h"
 
-#include "symbolize/ElfFile.h"
+#include "module/ElfFile.h"
 
 namespace stackpeek {
 

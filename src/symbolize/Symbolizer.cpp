@@ -212,8 +212,11 @@ std::vector<Frame> Symbolizer::symbolize(const std::vector<MapEntry> &maps,
     base.module = mapping->path;
   Module &module = moduleFor(*mapping);
   uint64_t fileOffset = address - mapping->start + mapping->offset;
-  std::optional<uint64_t> vaddr =
-      module.main ? module.main->vaddrForFileOffset(fileOffset) : std::nullopt;
+  std::optional<uint64_t> bias =
+      module.main ? loadBias(*mapping, module.main->loads()) : std::nullopt;
+  std::optional<uint64_t> vaddr;
+  if (bias)
+    vaddr = address - *bias;
   base.moduleOffset = vaddr ? *vaddr : fileOffset;
   if (!vaddr)
     return {base};

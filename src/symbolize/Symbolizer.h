@@ -30,7 +30,7 @@
 
 #include "model/Snapshot.h"
 #include "process/Maps.h"
-#include "symbolize/ElfFile.h"
+#include "module/ElfFile.h"
 
 namespace stackpeek {
 

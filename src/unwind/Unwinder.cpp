@@ -1,5 +1,7 @@
 #include "unwind/Unwinder.h"
 
+#include "module/LoadedModule.h"
+
 #include <elf.h>
 
 #include <cstring>
@@ -133,25 +135,11 @@ Unwinder::Unwinder(const std::vector<MapEntry> &maps, MemorySource &memory)
 
 Unwinder::~Unwinder() { unw_destroy_addr_space(addressSpace_); }
 
-const MapEntry *Unwinder::moduleBase(const MapEntry &mapping) const {
-  // The module's ELF header sits in the lowest mapping of the same file with
-  // file offset 0. A file mapped twice (dlopen of a copy) has two such
-  // mappings; take the closest one below `mapping`.
-  const MapEntry *best = nullptr;
-  for (const MapEntry &m : maps_) {
-    if (m.start > mapping.start)
-      break;
-    if (m.offset == 0 && m.path == mapping.path && m.inode == mapping.inode)
-      best = &m;
-  }
-  return best;
-}
-
 const Unwinder::EhFrameTable &Unwinder::tableFor(uint64_t ip) {
   const MapEntry *mapping = findMapping(maps_, ip);
   if (!mapping || !mapping->executable())
     return none_;
-  const MapEntry *base = moduleBase(*mapping);
+  const MapEntry *base = loadStartOf(maps_, *mapping);
   if (!base)
     return none_;
   auto it = tables_.find(base->start);
@@ -172,22 +160,21 @@ Unwinder::EhFrameTable Unwinder::loadTable(const MapEntry &base) {
   if (!memory_.read(base.start + ehdr.e_phoff, phdrs.data(), phdrs.size() * sizeof(Elf64_Phdr)))
     return table;
 
-  // Load bias: where the first PT_LOAD landed minus where it asked to be.
-  const Elf64_Phdr *firstLoad = nullptr, *ehFrameHdr = nullptr;
-  uint64_t textLo = UINT64_MAX, textHi = 0;
-  for (const Elf64_Phdr &ph : phdrs) {
-    if (ph.p_type == PT_LOAD && !firstLoad)
-      firstLoad = &ph;
-    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {
-      textLo = std::min<uint64_t>(textLo, ph.p_vaddr);
-      textHi = std::max<uint64_t>(textHi, ph.p_vaddr + ph.p_memsz);
-    }
+  const Elf64_Phdr *ehFrameHdr = nullptr;
+  for (const Elf64_Phdr &ph : phdrs)
     if (ph.p_type == PT_GNU_EH_FRAME)
       ehFrameHdr = &ph;
-  }
-  if (!firstLoad || !ehFrameHdr || textLo >= textHi)
+  std::vector<LoadSegment> loads = loadSegments(llvm::ArrayRef<Elf64_Phdr>(phdrs));
+  uint64_t textLo = UINT64_MAX, textHi = 0;
+  for (const LoadSegment &seg : loads)
+    if (seg.executable) {
+      textLo = std::min<uint64_t>(textLo, seg.vaddr);
+      textHi = std::max<uint64_t>(textHi, seg.vaddr + seg.memsz);
+    }
+  std::optional<uint64_t> loadBiasOfBase = loadBias(base, loads);
+  if (!loadBiasOfBase || !ehFrameHdr || textLo >= textHi)
     return table;
-  uint64_t bias = base.start - (firstLoad->p_vaddr & ~uint64_t(0xfff));
+  uint64_t bias = *loadBiasOfBase;
 
   // .eh_frame_hdr: version, eh_frame_ptr_enc, fde_count_enc, table_enc, then
   // the encoded eh_frame pointer, the encoded FDE count and the sorted table.

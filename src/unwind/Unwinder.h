@@ -71,7 +71,6 @@ public:
 
 private:
   EhFrameTable loadTable(const MapEntry &base);
-  const MapEntry *moduleBase(const MapEntry &mapping) const;
 
   const std::vector<MapEntry> &maps_;
   MemorySource &memory_;

@@ -36,7 +36,7 @@ API (all timeouts in seconds):
       .max_gap_ns(), .spurious(), .reset(), .wait_ticks_past(n, timeout)
   start_native_target(variant, workdir, depth=None) -> Target with .oracle,
       .stats, .debug_dir, .variant; waits until every blocked thread sleeps
-  NATIVE_VARIANTS = ("pie", "nopie", "stripped")
+  NATIVE_VARIANTS = ("pie", "nopie", "stripped", "palign")
   mark() / cleanup(since=0)   kill and reap what was started after mark()
       (conftest.py does this after every test; stackpeek processes first)
 """
@@ -314,9 +314,10 @@ class Stats:
 
 # ----------------------------------------------------------------- native target
 
-NATIVE_VARIANTS = ("pie", "nopie", "stripped")
+# palign: non-PIE at 0x401000 with segments declaring a 2 MiB alignment.
+NATIVE_VARIANTS = ("pie", "nopie", "stripped", "palign")
 _NATIVE_BINARIES = {"pie": "native_target_pie", "nopie": "native_target_nopie",
-                    "stripped": "native_target_stripped"}
+                    "stripped": "native_target_stripped", "palign": "native_target_palign"}
 
 
 def native_debug_dir():

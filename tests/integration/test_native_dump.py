@@ -127,7 +127,15 @@ def test_variant_is_what_it_claims(dumped):
     with open(exe, "rb") as f:
         header = f.read(18)
     e_type = int.from_bytes(header[16:18], "little")
-    assert e_type == (2 if dumped.target.variant == "nopie" else 3)
+    assert e_type == (2 if dumped.target.variant in ("nopie", "palign") else 3)
+    if dumped.target.variant == "palign":
+        loads = subprocess.run(["readelf", "-l", "-W", exe], capture_output=True, text=True,
+                               check=True).stdout
+        first = re.search(r"LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+\S+\s+\S+\s+\S+.*?(0x[0-9a-f]+)$",
+                          loads, re.M)
+        assert first and int(first.group(1), 16) == 0, loads
+        vaddr, align = int(first.group(2), 16), int(first.group(3), 16)
+        assert align > 4096 and vaddr % align != 0, (hex(vaddr), hex(align))
     sections = subprocess.run(["readelf", "-S", "-W", exe], capture_output=True, text=True, check=True).stdout
     if dumped.target.variant == "stripped":
         assert ".debug_info" not in sections and ".symtab" not in sections

@@ -17,6 +17,7 @@ RANKS = {
     "model": 0,     # the snapshot every renderer reads
     "process": 0,   # /proc, ptrace, files of the target
     "memory": 1,    # the memory-source interface and its implementations
+    "module": 1,    # ELF files and their loads: the one load bias
     "unwind": 2,
     "symbolize": 2,
     "python": 2,

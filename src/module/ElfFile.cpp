@@ -1,4 +1,4 @@
-#include "symbolize/ElfFile.h"
+#include "module/ElfFile.h"
 
 #include <cstring>
 
@@ -47,10 +47,7 @@ llvm::Expected<std::unique_ptr<ElfFile>> ElfFile::open(const std::string &path) 
   auto phdrs = elf->getELFFile().program_headers();
   if (!phdrs)
     return phdrs.takeError();
-  for (const auto &ph : *phdrs)
-    if (ph.p_type == llvm::ELF::PT_LOAD)
-      file->loads_.push_back({ph.p_vaddr, ph.p_offset, ph.p_filesz, ph.p_memsz,
-                              (ph.p_flags & llvm::ELF::PF_X) != 0});
+  file->loads_ = loadSegments(*phdrs);
   file->scanSections();
   return file;
 }
@@ -91,13 +88,6 @@ void ElfFile::scanSections() {
       }
     }
   }
-}
-
-std::optional<uint64_t> ElfFile::vaddrForFileOffset(uint64_t fileOffset) const {
-  for (const LoadSegment &seg : loads_)
-    if (fileOffset >= seg.offset && fileOffset < seg.offset + seg.filesz)
-      return fileOffset - seg.offset + seg.vaddr;
-  return std::nullopt;
 }
 
 } // namespace stackpeek

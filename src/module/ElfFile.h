@@ -24,12 +24,9 @@
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBuffer.h"
 
-namespace stackpeek {
+#include "module/LoadedModule.h"
 
-struct LoadSegment {
-  uint64_t vaddr = 0, offset = 0, filesz = 0, memsz = 0;
-  bool executable = false;
-};
+namespace stackpeek {
 
 class ElfFile {
 public:
@@ -46,9 +43,6 @@ public:
   const std::optional<std::string> &debugLink() const { return debugLink_; }
   bool hasDwarf() const { return hasDwarf_; }
   bool hasSymtab() const { return hasSymtab_; }
-
-  /// The ELF virtual address of the byte at `fileOffset`, if a PT_LOAD maps it.
-  std::optional<uint64_t> vaddrForFileOffset(uint64_t fileOffset) const;
 
 private:
   ElfFile() = default;
