@@ -1,4 +1,5 @@
-"""The source tree's shape: folders depend one way.
+"""The source tree's shape: folders depend one way, and no file grows past
+what one reader can hold.
 
 Each folder of src/ has a rank; a file may include headers of its own folder
 or of folders with a lower rank only. Two folders of one rank may not include
@@ -7,6 +8,8 @@ from the table fails the test: deciding where it sits is part of adding it.
 """
 import pathlib
 import re
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -26,6 +29,7 @@ RANKS = {
     "driver": 4,    # dump and record: the stages put together
     "run": 5,       # stackpeek run: a process tree under a watchdog
 }
+MAX_LINES = 700
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.M)
 
 
@@ -49,3 +53,9 @@ def test_folders_include_only_lower_ranks():
                 wrong.append(f"{path.relative_to(ROOT)} includes {used}/")
     assert wrong == []
 
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(SRC)))
+def test_file_fits_one_reading(path):
+    lines = path.read_text(errors="replace").count("\n")
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by concern"
