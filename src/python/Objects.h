@@ -21,6 +21,7 @@
 #include "llvm/Support/Error.h"
 #include "memory/MemorySource.h"
 #include "python/Layout.h"
+#include "text/PythonLiterals.h"
 
 namespace stackpeek::python {
 
@@ -35,10 +36,6 @@ template <class T> T valueOr(llvm::Expected<T> v, T fallback) {
   llvm::consumeError(v.takeError());
   return fallback;
 }
-
-/// Appends code point `cp` as UTF-8; surrogates (which CPython strings may
-/// hold but UTF-8 cannot) become U+FFFD.
-void appendUtf8(std::string &out, uint32_t cp);
 
 // tp_flags bits (Include/object.h, identical in 2.7 and 3.x).
 inline constexpr uint64_t kTpFlagsInt = 1ull << 23; // 2.7 only

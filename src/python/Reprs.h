@@ -36,6 +36,7 @@
 #include "memory/MemorySource.h"
 #include "python/DepthLayout.h"
 #include "python/Layout.h"
+#include "text/PythonLiterals.h"
 
 namespace stackpeek::python {
 
@@ -92,23 +93,5 @@ private:
   std::unordered_map<uint64_t, TypeInfo> types_;
   TypeInfo unreadable_;
 };
-
-/// Python's repr of a double (shortest round-trip, repr's exponent rules).
-std::string floatRepr(double v);
-
-/// Python 3's repr of a str given as code points (quotes and escapes).
-std::string strRepr(const std::vector<uint32_t> &codePoints);
-
-/// Python 2's repr of a unicode object (u'...', non-ASCII escaped).
-std::string unicodeRepr2(const std::vector<uint32_t> &codePoints);
-
-/// Python 3's repr of bytes (b'...'); 2.7 str without the prefix.
-std::string bytesRepr(const std::vector<uint8_t> &bytes, bool prefix);
-
-/// Decimal digits of a magnitude given as little-endian 30-bit digits.
-std::string digitsToDecimal(std::vector<uint32_t> digits);
-
-/// The UTF-8 encoding of code points (lone surrogates become U+FFFD).
-std::string codePointsToString(const std::vector<uint32_t> &codePoints);
 
 } // namespace stackpeek::python
