@@ -235,8 +235,6 @@ bool mayBeExecRace(llvm::Error &err, pid_t pid) {
   // A kernel thread stays one: no need to try again.
   if (auto stat = readTaskStat(pid, pid); stat && stat->kernelThread())
     transient = false;
-  else if (!stat)
-    llvm::consumeError(stat.takeError());
   return transient;
 }
 

@@ -21,8 +21,6 @@ ThreadFacts readThreadFacts(pid_t pid, pid_t tid) {
   facts.name = threadName(pid, tid);
   if (auto stat = readTaskStat(pid, tid))
     facts.state = stat->state;
-  else
-    llvm::consumeError(stat.takeError());
   facts.wchan = threadWchan(pid, tid);
   return facts;
 }
@@ -40,8 +38,6 @@ ProcessFacts readProcessFacts(pid_t pid, Process &process) {
   process.executable = executablePath(pid);
   if (auto stat = readTaskStat(pid, pid))
     process.parentPid = stat->ppid;
-  else
-    llvm::consumeError(stat.takeError());
   if (auto maps = readMaps(pid))
     facts.maps = std::move(*maps);
   else

@@ -57,13 +57,15 @@ llvm::Expected<std::vector<pid_t>> listThreads(pid_t pid) {
   return tids;
 }
 
-llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid) {
+std::optional<TaskStat> readTaskStat(pid_t pid, pid_t tid) {
   auto text = readSmallFile(taskDir(pid, tid) + "/stat", 4096);
-  if (!text)
-    return text.takeError();
+  if (!text) {
+    llvm::consumeError(text.takeError());
+    return std::nullopt;
+  }
   size_t close = text->rfind(')');
   if (close == std::string::npos || close + 2 >= text->size())
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "malformed stat");
+    return std::nullopt; // malformed
   // After ") ": state ppid pgrp session tty_nr tpgid flags ...
   llvm::StringRef rest = llvm::StringRef(*text).drop_front(close + 2);
   TaskStat st;
@@ -72,7 +74,7 @@ llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid) {
   rest.split(fields, ' ', 8, false);
   if (fields.size() < 7 || fields[1].getAsInteger(10, st.ppid) ||
       fields[6].getAsInteger(10, st.flags))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), "malformed stat");
+    return std::nullopt; // malformed
   return st;
 }
 
@@ -192,19 +194,15 @@ bool processExists(pid_t pid) {
 
 bool processAlive(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
+  if (!stat)
     return false;
-  }
   return stat->state != 'Z' && stat->state != 'X';
 }
 
 Liveness processLiveness(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
+  if (!stat)
     return Liveness::Gone;
-  }
   if (!stat->ending())
     return Liveness::Running;
   auto tids = listThreads(pid);
@@ -216,10 +214,8 @@ Liveness processLiveness(pid_t pid) {
     if (tid == pid)
       continue;
     auto other = readTaskStat(pid, tid);
-    if (!other) {
-      llvm::consumeError(other.takeError());
+    if (!other)
       continue;
-    }
     if (!other->ending())
       return Liveness::Changing;
   }
@@ -248,10 +244,8 @@ Liveness settledLiveness(pid_t pid, std::chrono::milliseconds limit) {
 
 pid_t liveThreadOf(pid_t pid) {
   auto leader = readTaskStat(pid, pid);
-  if (!leader) {
-    llvm::consumeError(leader.takeError());
+  if (!leader)
     return pid;
-  }
   if (!leader->exited())
     return pid;
   auto tids = listThreads(pid);
@@ -263,8 +257,6 @@ pid_t liveThreadOf(pid_t pid) {
     auto stat = readTaskStat(pid, tid);
     if (stat && !stat->exited())
       return tid;
-    if (!stat)
-      llvm::consumeError(stat.takeError());
   }
   return pid;
 }

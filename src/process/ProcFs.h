@@ -35,7 +35,9 @@ struct TaskStat {
   bool ending() const { return exited() || (flags & 0x4) != 0; }
   bool kernelThread() const { return (flags & 0x00200000) != 0; } // PF_KTHREAD
 };
-llvm::Expected<TaskStat> readTaskStat(pid_t pid, pid_t tid);
+/// nullopt when the task is gone or its stat unreadable: every caller
+/// treats those alike.
+std::optional<TaskStat> readTaskStat(pid_t pid, pid_t tid);
 
 /// "running", "sleeping", "disk-wait", ... for a stat state letter.
 std::string describeState(char state);

@@ -69,10 +69,8 @@ std::map<pid_t, pid_t> readParentMap() {
     int pid = 0;
     if (llvm::StringRef(ent->d_name).getAsInteger(10, pid) || pid <= 0)
       continue;
-    if (auto stat = readTaskStat(pid, pid))
+    if (auto stat = readTaskStat(pid, pid)) // else exited since readdir
       parentOf[pid] = stat->ppid;
-    else
-      llvm::consumeError(stat.takeError()); // exited since readdir
   }
   ::closedir(dir);
   return parentOf;

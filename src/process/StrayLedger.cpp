@@ -27,10 +27,8 @@ std::vector<Stray> gStrays; // main flow only
 // its command): a tracer that is also the parent must leave that status.
 bool isOurChild(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
+  if (!stat)
     return false;
-  }
   return stat->ppid == getpid();
 }
 

@@ -61,10 +61,8 @@ void readStatCounters(pid_t pid, pid_t tid, ThreadActivity &out) {
 
 bool stoppedByJobControl(pid_t pid) {
   auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
+  if (!stat)
     return false;
-  }
   return stat->state == 'T';
 }
 

@@ -26,8 +26,6 @@ bool waitForLeaderState(pid_t pid, char state) {
     auto stat = readTaskStat(pid, pid);
     if (stat && stat->state == state)
       return true;
-    if (!stat)
-      llvm::consumeError(stat.takeError());
     usleep(1000);
   }
   return false;

@@ -115,10 +115,8 @@ bool parsePids(DumpArgs &args) {
 // it tells which child exited without being waited for.
 std::optional<Process> zombieInTree(pid_t pid, const std::string &why) {
   auto stat = readTaskStat(pid, pid);
-  if (!stat) {
-    llvm::consumeError(stat.takeError());
+  if (!stat)
     return std::nullopt;
-  }
   if (stat->state != 'Z')
     return std::nullopt;
   return notDumpedPlaceholder(pid, stat->ppid, why);
