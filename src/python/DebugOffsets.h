@@ -69,8 +69,10 @@ public:
   // the newest one known.
   bool orderGuessed = false;
 
+  // Unused: nullopt, so that tables may mark a field they do not take.
   std::optional<uint64_t> get(DebugField f) const {
-    return values_[static_cast<size_t>(f)];
+    size_t i = static_cast<size_t>(f);
+    return i < values_.size() ? values_[i] : std::nullopt;
   }
   void set(DebugField f, uint64_t v) { values_[static_cast<size_t>(f)] = v; }
   void clear(DebugField f) { values_[static_cast<size_t>(f)].reset(); }

@@ -12,6 +12,7 @@
 #include "python/DepthLayout.h"
 
 #include "python/DebugOffsets.h"
+#include "python/OffsetField.h"
 
 namespace stackpeek::python {
 
@@ -172,23 +173,72 @@ DepthLayout py315() {
   return d;
 }
 
-// Every offset inside an object (not inside a frame or thread state) moves
-// by `shift`.
-void shiftObjectFields(DepthLayout &d, uint32_t shift) {
-  for (uint32_t *f : {&d.coNlocals, &d.frameObjectLasti, &d.excArgs, &d.tbNext, &d.tbFrame,
-                      &d.tbLasti, &d.tbLineno, &d.tpBase, &d.tpDict, &d.htName,
-                      &d.htQualname, &d.varSize, &d.tupleItems, &d.listItems, &d.setUsed,
-                      &d.setMask, &d.setTable, &d.floatValue, &d.weakrefObject, &d.cellRef,
-                      &d.methodFunc, &d.methodSelf, &d.asyncGenAwaitableGen, &d.futLoop,
-                      &d.futCallback0, &d.futCallbacks, &d.futState, &d.taskFutWaiter,
-                      &d.taskCoro, &d.taskName})
-    *f += shift;
-  for (std::optional<uint32_t> *f :
-       {&d.coNlocalsplus, &d.coLocalsplusNames, &d.coLocalsplusKinds, &d.frameObjectIframe,
-        &d.genIframe, &d.genFrameState, &d.excTraceback, &d.excContext, &d.excCause,
-        &d.excSuppressContext})
-    if (*f)
-      **f += shift;
+// Every offset the debug offsets concern: those inside an object (not a
+// frame or thread state) move with a free-threaded build's larger object
+// header, and those the table publishes are then taken from it. The ones a
+// rule of their own sets (ht_name and ht_qualname, exc_info, the stack
+// pointer) follow the table in depthLayout.
+struct DepthField {
+  OffsetField<DepthLayout> member;
+  bool inObject;
+  DebugField source = DebugField::Unused;
+};
+
+constexpr bool kInObject = true, kOutsideObjects = false;
+using F = DebugField;
+using D = DepthLayout;
+
+constexpr DepthField kDepthFields[] = {
+    {&D::coNlocals, kInObject},
+    {&D::coNlocalsplus, kInObject},
+    {&D::coLocalsplusNames, kInObject, F::CoLocalsplusnames},
+    {&D::coLocalsplusKinds, kInObject, F::CoLocalspluskinds},
+    {&D::frameLocalsplus, kOutsideObjects, F::FrameLocalsplus},
+    {&D::frameObjectIframe, kInObject},
+    {&D::frameObjectLasti, kInObject},
+    {&D::genIframe, kInObject, F::GiIframe},
+    {&D::genFrameState, kInObject, F::GiFrameState},
+    {&D::excArgs, kInObject},
+    {&D::excTraceback, kInObject},
+    {&D::excContext, kInObject},
+    {&D::excCause, kInObject},
+    {&D::excSuppressContext, kInObject},
+    {&D::tbNext, kInObject},
+    {&D::tbFrame, kInObject},
+    {&D::tbLasti, kInObject},
+    {&D::tbLineno, kInObject},
+    {&D::tpBase, kInObject},
+    {&D::tpDict, kInObject},
+    {&D::htName, kInObject},
+    {&D::htQualname, kInObject},
+    {&D::varSize, kInObject, F::TupleObSize},
+    {&D::tupleItems, kInObject, F::TupleItem},
+    {&D::listItems, kInObject, F::ListItem},
+    {&D::setUsed, kInObject},
+    {&D::setMask, kInObject},
+    {&D::setTable, kInObject},
+    {&D::floatValue, kInObject, F::FloatFval},
+    {&D::weakrefObject, kInObject},
+    {&D::cellRef, kInObject},
+    {&D::methodFunc, kInObject},
+    {&D::methodSelf, kInObject},
+    {&D::asyncGenAwaitableGen, kInObject},
+    {&D::futLoop, kInObject},
+    {&D::futCallback0, kInObject},
+    {&D::futCallbacks, kInObject},
+    {&D::futState, kInObject},
+    {&D::taskFutWaiter, kInObject},
+    {&D::taskCoro, kInObject},
+    {&D::taskName, kInObject},
+};
+
+void overlayFields(const DebugOffsets &t, uint32_t headerShift, DepthLayout &d) {
+  for (const DepthField &f : kDepthFields) {
+    if (auto v = f.member.get(d); v && f.inObject)
+      f.member.set(d, *v + headerShift);
+    if (auto v = t.get(f.source))
+      f.member.set(d, static_cast<uint32_t>(*v));
+  }
 }
 
 } // namespace
@@ -216,20 +266,12 @@ std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
   uint64_t obType = t.get(DebugField::ObType).value_or(8);
   if (obType < 8 || obType > 8 + 64)
     return std::nullopt;
-  shiftObjectFields(d, static_cast<uint32_t>(obType - 8));
+  overlayFields(t, static_cast<uint32_t>(obType - 8), d);
   if (t.freeThreaded && t.version.minor == 13)
     d.stackRefTagBits = 1; // deferred references (Py_TAG_DEFERRED)
-  t.copyTo(DebugField::FrameLocalsplus, d.frameLocalsplus);
+  // Only the versions that keep a stack pointer (not a depth) take one.
   if (d.iframeStackpointer)
     t.copyTo(DebugField::FrameStackpointer, d.iframeStackpointer);
-  t.copyTo(DebugField::CoLocalsplusnames, d.coLocalsplusNames);
-  t.copyTo(DebugField::CoLocalspluskinds, d.coLocalsplusKinds);
-  t.copyTo(DebugField::GiIframe, d.genIframe);
-  t.copyTo(DebugField::GiFrameState, d.genFrameState);
-  t.copyTo(DebugField::TupleItem, d.tupleItems);
-  t.copyTo(DebugField::ListItem, d.listItems);
-  t.copyTo(DebugField::TupleObSize, d.varSize);
-  t.copyTo(DebugField::FloatFval, d.floatValue);
   // PyHeapTypeObject: ..., ht_name, ht_slots, ht_qualname, ht_cached_keys.
   if (auto keys = t.get(DebugField::HtCachedKeys); keys && *keys >= 24)
     d.htName = static_cast<uint32_t>(*keys - 24), d.htQualname = static_cast<uint32_t>(*keys - 8);

@@ -4,6 +4,7 @@
 #include "python/Layout.h"
 
 #include "python/DebugOffsets.h"
+#include "python/OffsetField.h"
 
 #include <algorithm>
 #include <array>
@@ -274,46 +275,69 @@ llvm::Error invalid(const std::string &why) {
                                  "invalid _Py_DebugOffsets: %s", why.c_str());
 }
 
+// Every offset the layouts are compared by, named as
+// describeLayoutDifferences prints it, with the debug-offsets field that
+// overlays it. The ones a rule of their own derives from the table
+// (gc.collecting, the GIL struct's) are compared here and set below.
+struct LayoutField {
+  const char *name;
+  DebugField source;
+  OffsetField<Layout> member;
+};
+
+constexpr DebugField kNotCopied = DebugField::Unused;
+using F = DebugField;
+using L = Layout;
+
+constexpr LayoutField kLayoutFields[] = {
+    {"interpreters_head", F::InterpretersHead, &L::runtimeInterpretersHead},
+    {"interp.next", F::InterpNext, &L::interpNext},
+    {"interp.threads_head", F::ThreadsHead, &L::interpThreadsHead},
+    {"interp.modules", F::ImportsModules, &L::interpModules},
+    {"interp.ceval_gil", F::CevalGil, &L::interpGilPointer},
+    {"gil.last_holder", kNotCopied, &L::gilLastHolder},
+    {"gil.locked", kNotCopied, &L::gilLocked},
+    {"gc.collecting", kNotCopied, &L::gcCollecting},
+    {"tstate.next", F::TstateNext, &L::tstateNext},
+    {"tstate.interp", F::TstateInterp, &L::tstateInterp},
+    {"tstate.current_frame", F::CurrentFrame, &L::tstateFrame},
+    {"tstate.thread_id", F::ThreadId, &L::tstateThreadId},
+    {"tstate.native_thread_id", F::NativeThreadId, &L::tstateNativeThreadId},
+    {"tstate.holds_gil", F::HoldsGil, &L::tstateHoldsGil},
+    {"tstate.gil_requested", F::GilRequested, &L::tstateGilRequested},
+    {"frame.previous", F::FramePrevious, &L::frameBack},
+    {"frame.executable", F::FrameExecutable, &L::frameCode},
+    {"frame.instr_ptr", F::FrameInstrPtr, &L::frameInstrPtr},
+    {"frame.owner", F::FrameOwner, &L::frameOwner},
+    {"co_filename", F::CoFilename, &L::coFilename},
+    {"co_name", F::CoName, &L::coName},
+    {"co_qualname", F::CoQualname, &L::coQualname},
+    {"co_linetable", F::CoLinetable, &L::coLineTable},
+    {"co_firstlineno", F::CoFirstlineno, &L::coFirstLineno},
+    {"co_code_adaptive", F::CoCodeAdaptive, &L::coCodeAdaptive},
+    {"ob_type", F::ObType, &L::obType},
+    {"tp_name", F::TpName, &L::tpName},
+    {"tp_flags", F::TpFlags, &L::tpFlags},
+    {"tp_basicsize", F::TpBasicsize, &L::tpBasicSize},
+    {"tp_dictoffset", F::TpDictoffset, &L::tpDictOffset},
+    {"ht_cached_keys", F::HtCachedKeys, &L::htCachedKeys},
+    {"dict.ma_keys", F::DictKeys, &L::dictKeys},
+    {"dict.ma_values", F::DictValues, &L::dictValues},
+    {"long.lv_tag", F::LongTag, &L::intHeader},
+    {"long.ob_digit", F::LongDigit, &L::intDigits},
+    {"bytes.ob_size", F::BytesObSize, &L::bytesSize},
+    {"bytes.ob_sval", F::BytesSval, &L::bytesData},
+    {"unicode.state", F::UnicodeState, &L::unicodeState},
+    {"unicode.length", F::UnicodeLength, &L::unicodeLength},
+    {"asciiobject_size", F::AsciiObjectSize, &L::asciiObjectSize},
+    {"compactunicodeobject_size", F::CompactUnicodeSize, &L::compactUnicodeSize},
+};
+
 // Overlays every field the table has onto `l`.
 void overlayPublished(const DebugOffsets &d, Layout &l) {
-  d.copyTo(DebugField::InterpretersHead, l.runtimeInterpretersHead);
-  d.copyTo(DebugField::InterpNext, l.interpNext);
-  d.copyTo(DebugField::ThreadsHead, l.interpThreadsHead);
-  d.copyTo(DebugField::ImportsModules, l.interpModules);
-  d.copyTo(DebugField::CevalGil, l.interpGilPointer);
-  d.copyTo(DebugField::TstateNext, l.tstateNext);
-  d.copyTo(DebugField::TstateInterp, l.tstateInterp);
-  d.copyTo(DebugField::CurrentFrame, l.tstateFrame);
-  d.copyTo(DebugField::ThreadId, l.tstateThreadId);
-  d.copyTo(DebugField::NativeThreadId, l.tstateNativeThreadId);
-  d.copyTo(DebugField::HoldsGil, l.tstateHoldsGil);
-  d.copyTo(DebugField::GilRequested, l.tstateGilRequested);
-  d.copyTo(DebugField::FramePrevious, l.frameBack);
-  d.copyTo(DebugField::FrameExecutable, l.frameCode);
-  d.copyTo(DebugField::FrameInstrPtr, l.frameInstrPtr);
-  d.copyTo(DebugField::FrameOwner, l.frameOwner);
-  d.copyTo(DebugField::CoFilename, l.coFilename);
-  d.copyTo(DebugField::CoName, l.coName);
-  d.copyTo(DebugField::CoQualname, l.coQualname);
-  d.copyTo(DebugField::CoLinetable, l.coLineTable);
-  d.copyTo(DebugField::CoFirstlineno, l.coFirstLineno);
-  d.copyTo(DebugField::CoCodeAdaptive, l.coCodeAdaptive);
-  d.copyTo(DebugField::ObType, l.obType);
-  d.copyTo(DebugField::TpName, l.tpName);
-  d.copyTo(DebugField::TpFlags, l.tpFlags);
-  d.copyTo(DebugField::TpBasicsize, l.tpBasicSize);
-  d.copyTo(DebugField::TpDictoffset, l.tpDictOffset);
-  d.copyTo(DebugField::HtCachedKeys, l.htCachedKeys);
-  d.copyTo(DebugField::DictKeys, l.dictKeys);
-  d.copyTo(DebugField::DictValues, l.dictValues);
-  d.copyTo(DebugField::LongTag, l.intHeader);
-  d.copyTo(DebugField::LongDigit, l.intDigits);
-  d.copyTo(DebugField::BytesObSize, l.bytesSize);
-  d.copyTo(DebugField::BytesSval, l.bytesData);
-  d.copyTo(DebugField::UnicodeState, l.unicodeState);
-  d.copyTo(DebugField::UnicodeLength, l.unicodeLength);
-  d.copyTo(DebugField::AsciiObjectSize, l.asciiObjectSize);
-  d.copyTo(DebugField::CompactUnicodeSize, l.compactUnicodeSize);
+  for (const LayoutField &f : kLayoutFields)
+    if (auto v = d.get(f.source))
+      f.member.set(l, static_cast<uint32_t>(*v));
   if (d.get(DebugField::InterpGc) && d.get(DebugField::GcCollecting))
     l.gcCollecting = static_cast<uint32_t>(*d.get(DebugField::InterpGc) +
                                            *d.get(DebugField::GcCollecting));
@@ -395,45 +419,12 @@ llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &d) {
 
 std::string describeLayoutDifferences(const Layout &a, const Layout &b) {
   std::ostringstream out;
-  auto cmp = [&](const char *name, std::optional<uint32_t> x,
-                 std::optional<uint32_t> y) {
+  auto text = [](std::optional<uint32_t> v) { return v ? std::to_string(*v) : "-"; };
+  for (const LayoutField &f : kLayoutFields) {
+    std::optional<uint32_t> x = f.member.get(a), y = f.member.get(b);
     if (x != y)
-      out << name << ": " << (x ? std::to_string(*x) : "-") << " != "
-          << (y ? std::to_string(*y) : "-") << "\n";
-  };
-  cmp("interpreters_head", a.runtimeInterpretersHead, b.runtimeInterpretersHead);
-  cmp("interp.next", a.interpNext, b.interpNext);
-  cmp("interp.threads_head", a.interpThreadsHead, b.interpThreadsHead);
-  cmp("interp.modules", a.interpModules, b.interpModules);
-  cmp("interp.ceval_gil", a.interpGilPointer, b.interpGilPointer);
-  cmp("gil.last_holder", a.gilLastHolder, b.gilLastHolder);
-  cmp("gil.locked", a.gilLocked, b.gilLocked);
-  cmp("gc.collecting", a.gcCollecting, b.gcCollecting);
-  cmp("tstate.next", a.tstateNext, b.tstateNext);
-  cmp("tstate.interp", a.tstateInterp, b.tstateInterp);
-  cmp("tstate.current_frame", a.tstateFrame, b.tstateFrame);
-  cmp("tstate.thread_id", a.tstateThreadId, b.tstateThreadId);
-  cmp("tstate.native_thread_id", a.tstateNativeThreadId, b.tstateNativeThreadId);
-  cmp("frame.previous", a.frameBack, b.frameBack);
-  cmp("frame.executable", a.frameCode, b.frameCode);
-  cmp("frame.instr_ptr", a.frameInstrPtr, b.frameInstrPtr);
-  cmp("frame.owner", a.frameOwner, b.frameOwner);
-  cmp("co_filename", a.coFilename, b.coFilename);
-  cmp("co_name", a.coName, b.coName);
-  cmp("co_qualname", a.coQualname, b.coQualname);
-  cmp("co_linetable", a.coLineTable, b.coLineTable);
-  cmp("co_firstlineno", a.coFirstLineno, b.coFirstLineno);
-  cmp("co_code_adaptive", a.coCodeAdaptive, b.coCodeAdaptive);
-  cmp("ob_type", a.obType, b.obType);
-  cmp("tp_name", a.tpName, b.tpName);
-  cmp("tp_flags", a.tpFlags, b.tpFlags);
-  cmp("dict.ma_keys", a.dictKeys, b.dictKeys);
-  cmp("dict.ma_values", a.dictValues, b.dictValues);
-  cmp("bytes.ob_size", a.bytesSize, b.bytesSize);
-  cmp("bytes.ob_sval", a.bytesData, b.bytesData);
-  cmp("unicode.state", a.unicodeState, b.unicodeState);
-  cmp("unicode.length", a.unicodeLength, b.unicodeLength);
-  cmp("asciiobject_size", a.asciiObjectSize, b.asciiObjectSize);
+      out << f.name << ": " << text(x) << " != " << text(y) << "\n";
+  }
   return out.str();
 }
 
