@@ -155,75 +155,120 @@ llvm::Error invalid(const std::string &why) {
                                  "invalid _Py_DebugOffsets: %s", why.c_str());
 }
 
-// Each checked field with the size it must lie within, and how many bytes
-// of it are read.
-struct Bound {
-  F field, size;
-  uint64_t len = 8;
+// What is known of each field besides its position: its name in
+// pycore_debug_offsets.h, the struct size it must lie within (Unused: not
+// checked) and how many bytes at it are read, and whether no stack can be
+// walked without it. In DebugField order, so a field is added in one line.
+struct FieldInfo {
+  F field;
+  const char *name;
+  F within = U;
+  uint8_t len = 8;
+  bool needed = false;
 };
 
-constexpr Bound kBounds[] = {
-    {F::InterpretersHead, F::RuntimeSize},
-    {F::InterpNext, F::InterpSize},
-    {F::ThreadsHead, F::InterpSize},
-    {F::ImportsModules, F::InterpSize},
-    {F::CevalGil, F::InterpSize},
-    {F::GilHolder, F::InterpSize},
-    {F::GilLocked, F::InterpSize, 4},
-    {F::TstateNext, F::TstateSize},
-    {F::TstateInterp, F::TstateSize},
-    {F::CurrentFrame, F::TstateSize},
-    {F::ThreadId, F::TstateSize},
-    {F::NativeThreadId, F::TstateSize},
-    {F::HoldsGil, F::TstateSize, 4},
-    {F::CurrentException, F::TstateSize},
-    {F::FramePrevious, F::FrameSize},
-    {F::FrameExecutable, F::FrameSize},
-    {F::FrameInstrPtr, F::FrameSize},
-    {F::FrameOwner, F::FrameSize, 1},
-    {F::FrameStackpointer, F::FrameSize},
-    {F::FrameTlbcIndex, F::FrameSize, 4},
+constexpr bool kNeeded = true;
+
+constexpr FieldInfo kFields[] = {
+    {F::RuntimeSize, "runtime_state.size"},
+    {F::InterpretersHead, "runtime_state.interpreters_head", F::RuntimeSize, 8, kNeeded},
+    {F::InterpSize, "interpreter_state.size"},
+    {F::InterpNext, "interpreter_state.next", F::InterpSize},
+    {F::ThreadsHead, "interpreter_state.threads_head", F::InterpSize, 8, kNeeded},
+    {F::InterpGc, "interpreter_state.gc"}, // with gc.size, in checkBounds
+    {F::ImportsModules, "interpreter_state.imports_modules", F::InterpSize},
+    {F::CevalGil, "interpreter_state.ceval_gil", F::InterpSize},
+    {F::GilRuntimeState, "interpreter_state.gil_runtime_state"},
+    {F::GilEnabled, "interpreter_state.gil_runtime_state_enabled"},
+    {F::GilLocked, "interpreter_state.gil_runtime_state_locked", F::InterpSize, 4},
+    {F::GilHolder, "interpreter_state.gil_runtime_state_holder", F::InterpSize},
+    {F::TstateSize, "thread_state.size"},
+    {F::TstateNext, "thread_state.next", F::TstateSize, 8, kNeeded},
+    {F::TstateInterp, "thread_state.interp", F::TstateSize},
+    {F::CurrentFrame, "thread_state.current_frame", F::TstateSize, 8, kNeeded},
+    {F::ThreadId, "thread_state.thread_id", F::TstateSize},
+    {F::NativeThreadId, "thread_state.native_thread_id", F::TstateSize},
+    {F::BaseFrame, "thread_state.base_frame", F::TstateSize},
+    {F::HoldsGil, "thread_state.holds_gil", F::TstateSize, 4},
+    {F::GilRequested, "thread_state.gil_requested", F::TstateSize, 4},
+    {F::CurrentException, "thread_state.current_exception", F::TstateSize},
+    {F::ExcState, "thread_state.exc_state", F::TstateSize},
+    {F::FrameSize, "interpreter_frame.size"},
+    {F::FramePrevious, "interpreter_frame.previous", F::FrameSize, 8, kNeeded},
+    {F::FrameExecutable, "interpreter_frame.executable", F::FrameSize, 8, kNeeded},
+    {F::FrameInstrPtr, "interpreter_frame.instr_ptr", F::FrameSize, 8, kNeeded},
     // localsplus is a flexible array: it may start at the very end.
-    {F::FrameLocalsplus, F::FrameSize, 0},
-    {F::CoFilename, F::CodeSize},
-    {F::CoName, F::CodeSize},
-    {F::CoQualname, F::CodeSize},
-    {F::CoLinetable, F::CodeSize},
-    {F::CoFirstlineno, F::CodeSize, 4},
-    {F::CoLocalsplusnames, F::CodeSize},
-    {F::CoLocalspluskinds, F::CodeSize},
-    {F::CoTlbc, F::CodeSize},
-    {F::CoCodeAdaptive, F::CodeSize, 0},
-    {F::ObType, F::ObjectSize},
-    {F::TpName, F::TypeSize},
-    {F::TpFlags, F::TypeSize},
-    {F::TpBasicsize, F::TypeSize},
-    {F::TpDictoffset, F::TypeSize},
-    {F::HtCachedKeys, F::HeapTypeSize},
-    {F::BaseFrame, F::TstateSize},
-    {F::GilRequested, F::TstateSize, 4},
-    {F::ExcState, F::TstateSize},
-    {F::DictKeys, F::DictSize},
-    {F::DictValues, F::DictSize},
-    {F::LongTag, F::LongSize},
-    {F::BytesObSize, F::BytesSize},
-    {F::BytesSval, F::BytesSize, 0},
-    {F::UnicodeState, F::UnicodeSize, 4},
-    {F::UnicodeLength, F::UnicodeSize},
-    {F::AsciiObjectSize, F::UnicodeSize, 0},
-    {F::GcCollecting, F::GcSize, 4},
-    {F::GiIframe, F::GenSize, 0},
-    {F::GiFrameState, F::GenSize, 1},
+    {F::FrameLocalsplus, "interpreter_frame.localsplus", F::FrameSize, 0},
+    {F::FrameOwner, "interpreter_frame.owner", F::FrameSize, 1},
+    {F::FrameStackpointer, "interpreter_frame.stackpointer", F::FrameSize},
+    {F::FrameTlbcIndex, "interpreter_frame.tlbc_index", F::FrameSize, 4},
+    {F::CodeSize, "code_object.size"},
+    {F::CoFilename, "code_object.filename", F::CodeSize, 8, kNeeded},
+    {F::CoName, "code_object.name", F::CodeSize},
+    {F::CoQualname, "code_object.qualname", F::CodeSize},
+    {F::CoLinetable, "code_object.linetable", F::CodeSize, 8, kNeeded},
+    {F::CoFirstlineno, "code_object.firstlineno", F::CodeSize, 4},
+    {F::CoArgcount, "code_object.argcount"},
+    {F::CoLocalsplusnames, "code_object.localsplusnames", F::CodeSize},
+    {F::CoLocalspluskinds, "code_object.localspluskinds", F::CodeSize},
+    {F::CoCodeAdaptive, "code_object.co_code_adaptive", F::CodeSize, 0, kNeeded},
+    {F::CoTlbc, "code_object.co_tlbc", F::CodeSize},
+    {F::ObjectSize, "pyobject.size"},
+    {F::ObType, "pyobject.ob_type", F::ObjectSize, 8, kNeeded},
+    {F::TypeSize, "type_object.size"},
+    {F::TpName, "type_object.tp_name", F::TypeSize},
+    {F::TpFlags, "type_object.tp_flags", F::TypeSize},
+    {F::TpBasicsize, "type_object.tp_basicsize", F::TypeSize},
+    {F::TpDictoffset, "type_object.tp_dictoffset", F::TypeSize},
+    {F::HeapTypeSize, "heap_type_object.size"},
+    {F::HtCachedKeys, "heap_type_object.ht_cached_keys", F::HeapTypeSize},
+    {F::TupleSize, "tuple_object.size"},
+    {F::TupleItem, "tuple_object.ob_item"},
+    {F::TupleObSize, "tuple_object.ob_size"},
+    {F::ListSize, "list_object.size"},
+    {F::ListItem, "list_object.ob_item"},
+    {F::ListObSize, "list_object.ob_size"},
+    {F::DictSize, "dict_object.size"},
+    {F::DictKeys, "dict_object.ma_keys", F::DictSize},
+    {F::DictValues, "dict_object.ma_values", F::DictSize},
+    {F::FloatSize, "float_object.size"},
+    {F::FloatFval, "float_object.ob_fval"},
+    {F::LongSize, "long_object.size"},
+    {F::LongTag, "long_object.lv_tag", F::LongSize},
+    {F::LongDigit, "long_object.ob_digit"},
+    {F::BytesSize, "bytes_object.size"},
+    {F::BytesObSize, "bytes_object.ob_size", F::BytesSize},
+    {F::BytesSval, "bytes_object.ob_sval", F::BytesSize, 0},
+    {F::UnicodeSize, "unicode_object.size"},
+    {F::UnicodeState, "unicode_object.state", F::UnicodeSize, 4},
+    {F::UnicodeLength, "unicode_object.length", F::UnicodeSize},
+    {F::AsciiObjectSize, "unicode_object.asciiobject_size", F::UnicodeSize, 0},
+    {F::CompactUnicodeSize, "unicode_object.compactunicodeobject_size"},
+    {F::GcSize, "gc.size"},
+    {F::GcCollecting, "gc.collecting", F::GcSize, 4},
+    {F::GenSize, "gen_object.size"},
+    {F::GiName, "gen_object.gi_name"},
+    {F::GiIframe, "gen_object.gi_iframe", F::GenSize, 0},
+    {F::GiFrameState, "gen_object.gi_frame_state", F::GenSize, 1},
+    {F::ErrStackItemExcValue, "err_stackitem.exc_value"},
 };
+
+constexpr bool listsEveryFieldInOrder() {
+  for (size_t i = 0; i < std::size(kFields); ++i)
+    if (kFields[i].field != static_cast<F>(i))
+      return false;
+  return std::size(kFields) == static_cast<size_t>(F::Count);
+}
+static_assert(listsEveryFieldInOrder(), "kFields: one entry per DebugField, in order");
 
 llvm::Error checkBounds(const DebugOffsets &d) {
   constexpr uint64_t kMaxStruct = 1u << 20;
-  for (const Bound &b : kBounds) {
-    auto offset = d.get(b.field), size = d.get(b.size);
-    if (!offset)
+  for (const FieldInfo &f : kFields) {
+    auto offset = d.get(f.field), size = d.get(f.within);
+    if (!offset || f.within == U)
       continue;
-    if (!size || *size > kMaxStruct || *offset + b.len > *size)
-      return invalid(std::string(debugFieldName(b.field)) + " outside its struct");
+    if (!size || *size > kMaxStruct || *offset + f.len > *size)
+      return invalid(std::string(f.name) + " outside its struct");
   }
   for (F f : {F::GilHolder, F::GilLocked})
     if (d.get(f) && d.get(F::GilRuntimeState) && *d.get(f) < *d.get(F::GilRuntimeState))
@@ -232,58 +277,17 @@ llvm::Error checkBounds(const DebugOffsets &d) {
     if (!d.get(F::GcSize) || !d.get(F::InterpSize) ||
         *gc + *d.get(F::GcSize) > *d.get(F::InterpSize))
       return invalid("gc outside the interpreter state");
-  // A field stackpeek cannot do without.
-  for (F f : {F::InterpretersHead, F::ThreadsHead, F::TstateNext, F::CurrentFrame,
-              F::FramePrevious, F::FrameExecutable, F::FrameInstrPtr, F::CoFilename,
-              F::CoLinetable, F::CoCodeAdaptive, F::ObType})
-    if (!d.get(f))
-      return invalid(std::string("no ") + debugFieldName(f));
+  for (const FieldInfo &f : kFields)
+    if (f.needed && !d.get(f.field))
+      return invalid(std::string("no ") + f.name);
   return llvm::Error::success();
 }
 
 } // namespace
 
 const char *debugFieldName(DebugField f) {
-  static constexpr const char *kNames[] = {
-      "runtime_state.size", "runtime_state.interpreters_head",
-      "interpreter_state.size", "interpreter_state.next",
-      "interpreter_state.threads_head", "interpreter_state.gc",
-      "interpreter_state.imports_modules", "interpreter_state.ceval_gil",
-      "interpreter_state.gil_runtime_state", "interpreter_state.gil_runtime_state_enabled",
-      "interpreter_state.gil_runtime_state_locked",
-      "interpreter_state.gil_runtime_state_holder",
-      "thread_state.size", "thread_state.next", "thread_state.interp",
-      "thread_state.current_frame", "thread_state.thread_id",
-      "thread_state.native_thread_id", "thread_state.base_frame",
-      "thread_state.holds_gil", "thread_state.gil_requested",
-      "thread_state.current_exception", "thread_state.exc_state",
-      "interpreter_frame.size", "interpreter_frame.previous",
-      "interpreter_frame.executable", "interpreter_frame.instr_ptr",
-      "interpreter_frame.localsplus", "interpreter_frame.owner",
-      "interpreter_frame.stackpointer", "interpreter_frame.tlbc_index",
-      "code_object.size", "code_object.filename", "code_object.name",
-      "code_object.qualname", "code_object.linetable", "code_object.firstlineno",
-      "code_object.argcount", "code_object.localsplusnames",
-      "code_object.localspluskinds", "code_object.co_code_adaptive",
-      "code_object.co_tlbc", "pyobject.size", "pyobject.ob_type",
-      "type_object.size", "type_object.tp_name", "type_object.tp_flags",
-      "type_object.tp_basicsize", "type_object.tp_dictoffset",
-      "heap_type_object.size", "heap_type_object.ht_cached_keys",
-      "tuple_object.size", "tuple_object.ob_item", "tuple_object.ob_size",
-      "list_object.size", "list_object.ob_item", "list_object.ob_size",
-      "dict_object.size", "dict_object.ma_keys", "dict_object.ma_values",
-      "float_object.size", "float_object.ob_fval", "long_object.size",
-      "long_object.lv_tag", "long_object.ob_digit", "bytes_object.size",
-      "bytes_object.ob_size", "bytes_object.ob_sval", "unicode_object.size",
-      "unicode_object.state", "unicode_object.length",
-      "unicode_object.asciiobject_size", "unicode_object.compactunicodeobject_size",
-      "gc.size", "gc.collecting", "gen_object.size", "gen_object.gi_name",
-      "gen_object.gi_iframe", "gen_object.gi_frame_state",
-      "err_stackitem.exc_value",
-  };
-  static_assert(std::size(kNames) == static_cast<size_t>(DebugField::Count));
   size_t i = static_cast<size_t>(f);
-  return i < std::size(kNames) ? kNames[i] : "unused";
+  return i < std::size(kFields) ? kFields[i].name : "unused";
 }
 
 int newestDebugOffsetsMinor() { return kOrders[std::size(kOrders) - 1].minor; }
