@@ -150,11 +150,6 @@ const FieldOrder &orderFor(int minor, bool &guessed) {
   return kOrders[std::size(kOrders) - 1];
 }
 
-llvm::Error invalid(const std::string &why) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "invalid _Py_DebugOffsets: %s", why.c_str());
-}
-
 // What is known of each field besides its position: its name in
 // pycore_debug_offsets.h, the struct size it must lie within (Unused: not
 // checked) and how many bytes at it are read, and whether no stack can be
@@ -268,18 +263,18 @@ llvm::Error checkBounds(const DebugOffsets &d) {
     if (!offset || f.within == U)
       continue;
     if (!size || *size > kMaxStruct || *offset + f.len > *size)
-      return invalid(std::string(f.name) + " outside its struct");
+      return invalidDebugOffsets(std::string(f.name) + " outside its struct");
   }
   for (F f : {F::GilHolder, F::GilLocked})
     if (d.get(f) && d.get(F::GilRuntimeState) && *d.get(f) < *d.get(F::GilRuntimeState))
-      return invalid("GIL fields precede the GIL struct");
+      return invalidDebugOffsets("GIL fields precede the GIL struct");
   if (auto gc = d.get(F::InterpGc))
     if (!d.get(F::GcSize) || !d.get(F::InterpSize) ||
         *gc + *d.get(F::GcSize) > *d.get(F::InterpSize))
-      return invalid("gc outside the interpreter state");
+      return invalidDebugOffsets("gc outside the interpreter state");
   for (const FieldInfo &f : kFields)
     if (f.needed && !d.get(f.field))
-      return invalid(std::string("no ") + f.name);
+      return invalidDebugOffsets(std::string("no ") + f.name);
   return llvm::Error::success();
 }
 
@@ -290,6 +285,11 @@ const char *debugFieldName(DebugField f) {
   return i < std::size(kFields) ? kFields[i].name : "unused";
 }
 
+llvm::Error invalidDebugOffsets(const std::string &why) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "invalid _Py_DebugOffsets: %s", why.c_str());
+}
+
 int newestDebugOffsetsMinor() { return kOrders[std::size(kOrders) - 1].minor; }
 
 llvm::Expected<DebugOffsets> readDebugOffsets(MemorySource &mem, uint64_t runtimeAddr) {
@@ -297,13 +297,13 @@ llvm::Expected<DebugOffsets> readDebugOffsets(MemorySource &mem, uint64_t runtim
   if (llvm::Error err = mem.readExact(runtimeAddr, head, sizeof head))
     return std::move(err);
   if (std::memcmp(head, kDebugOffsetsCookie, 8) != 0)
-    return invalid("cookie mismatch");
+    return invalidDebugOffsets("cookie mismatch");
   DebugOffsets d;
   d.version = PythonVersion::fromHex(head[1]);
   if (d.version.major != 3 || d.version.minor < 13)
-    return invalid("version " + d.version.toString() + " has no debug offsets");
+    return invalidDebugOffsets("version " + d.version.toString() + " has no debug offsets");
   if (head[2] > 1)
-    return invalid("free_threaded flag is " + std::to_string(head[2]));
+    return invalidDebugOffsets("free_threaded flag is " + std::to_string(head[2]));
   d.freeThreaded = head[2] == 1;
   const FieldOrder &order = orderFor(d.version.minor, d.orderGuessed);
   std::vector<uint64_t> words(3 + order.count);

@@ -96,4 +96,8 @@ llvm::Expected<DebugOffsets> readDebugOffsets(MemorySource &mem, uint64_t runtim
 /// Newest minor version whose field order is known.
 int newestDebugOffsetsMinor();
 
+/// "invalid _Py_DebugOffsets: `why`", the one form every rejection of a
+/// table takes, here or where the layouts are built from it.
+llvm::Error invalidDebugOffsets(const std::string &why);
+
 } // namespace stackpeek::python

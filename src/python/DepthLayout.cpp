@@ -1,5 +1,7 @@
-// DepthLayout tables for CPython 2.7 and 3.6-3.15. See DepthLayout.h for
-// where each number comes from; the comments name the struct fields.
+// DepthLayout tables for CPython 2.7 and 3.6-3.15 (listed with their Layouts
+// in VersionLayouts.cpp), and their overlay from the debug offsets. See
+// DepthLayout.h for where each number comes from; the comments name the
+// struct fields.
 //
 // 3.14 and 3.15 (gdb on 3.14.7 built with DWARF; 3.15.2 checked on live
 // objects by the oracle tests): the interpreter frame keeps a stack pointer
@@ -11,6 +13,7 @@
 // ob_ref_local, ob_ref_shared) in front of ob_type.
 #include "python/DepthLayout.h"
 
+#include "python/BuiltinTables.h"
 #include "python/DebugOffsets.h"
 #include "python/OffsetField.h"
 
@@ -49,67 +52,6 @@ void taskObj(DepthLayout &d, uint32_t state, uint32_t waiter) {
   d.taskFutWaiter = waiter, d.taskCoro = waiter + 8, d.taskName = waiter + 16;
 }
 
-DepthLayout py27() {
-  DepthLayout d = frameObjectVersion(20, 56, 32, 376, 120);
-  d.coFreevars = 64, d.coCellvars = 72;
-  d.excState = ExcStateModel::TstateFields;
-  d.tstateExcType = 96, d.tstateExcValue = 104, d.tstateExcTraceback = 112;
-  d.htName = d.htQualname = 856; // 2.7 has no __qualname__
-  d.setEntryKey = 8, d.setEntryHash = 0;
-  return d;
-}
-
-DepthLayout py36() {
-  DepthLayout d = frameObjectVersion(24, 64, 40, 376, 120);
-  d.excState = ExcStateModel::TstateFields;
-  d.tstateExcType = 104, d.tstateExcValue = 112, d.tstateExcTraceback = 120;
-  py3Exceptions(d, 32);
-  d.htName = 832, d.htQualname = 848;
-  return d;
-}
-
-DepthLayout py37() {
-  DepthLayout d = frameObjectVersion(24, 64, 40, 360, 104);
-  d.excState = ExcStateModel::StackItem37;
-  d.tstateExcInfo = 144;
-  py3Exceptions(d, 32);
-  d.htName = 832, d.htQualname = 848;
-  return d;
-}
-
-DepthLayout py38() {
-  DepthLayout d = frameObjectVersion(28, 72, 48, 360, 104);
-  d.excState = ExcStateModel::StackItem37;
-  d.tstateExcInfo = 144;
-  py3Exceptions(d, 32);
-  d.htName = 848, d.htQualname = 864;
-  d.yieldFrom = YieldFromModel::StacktopPtr;
-  d.frameStacktopPtr = 72;
-  d.genFrame = 16;
-  taskObj(d, 72, 104);
-  return d;
-}
-
-DepthLayout py39() {
-  DepthLayout d = py38();
-  d.htName = 840, d.htQualname = 856;
-  taskObj(d, 80, 144);
-  return d;
-}
-
-DepthLayout py310() {
-  DepthLayout d = frameObjectVersion(28, 72, 48, 352, 96);
-  d.excState = ExcStateModel::StackItem37;
-  d.tstateExcInfo = 144;
-  py3Exceptions(d, 32);
-  d.htName = 848, d.htQualname = 864;
-  d.yieldFrom = YieldFromModel::StackDepth310;
-  d.frameValuestack = 64, d.frameStackdepth = 80;
-  d.genFrame = 16;
-  taskObj(d, 88, 152);
-  return d;
-}
-
 // 3.11+: co_localsplusnames/kinds, _PyInterpreterFrame.localsplus at 72 and
 // stacktop at 64, PyFrameObject.f_frame at 24.
 DepthLayout interpreterFrameVersion(uint32_t nlocalsplus, uint32_t excInfo) {
@@ -123,7 +65,72 @@ DepthLayout interpreterFrameVersion(uint32_t nlocalsplus, uint32_t excInfo) {
   return d;
 }
 
-DepthLayout py311() {
+} // namespace
+
+namespace builtin {
+
+DepthLayout depth27() {
+  DepthLayout d = frameObjectVersion(20, 56, 32, 376, 120);
+  d.coFreevars = 64, d.coCellvars = 72;
+  d.excState = ExcStateModel::TstateFields;
+  d.tstateExcType = 96, d.tstateExcValue = 104, d.tstateExcTraceback = 112;
+  d.htName = d.htQualname = 856; // 2.7 has no __qualname__
+  d.setEntryKey = 8, d.setEntryHash = 0;
+  return d;
+}
+
+DepthLayout depth36() {
+  DepthLayout d = frameObjectVersion(24, 64, 40, 376, 120);
+  d.excState = ExcStateModel::TstateFields;
+  d.tstateExcType = 104, d.tstateExcValue = 112, d.tstateExcTraceback = 120;
+  py3Exceptions(d, 32);
+  d.htName = 832, d.htQualname = 848;
+  return d;
+}
+
+DepthLayout depth37() {
+  DepthLayout d = frameObjectVersion(24, 64, 40, 360, 104);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 832, d.htQualname = 848;
+  return d;
+}
+
+DepthLayout depth38() {
+  DepthLayout d = frameObjectVersion(28, 72, 48, 360, 104);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 848, d.htQualname = 864;
+  d.yieldFrom = YieldFromModel::StacktopPtr;
+  d.frameStacktopPtr = 72;
+  d.genFrame = 16;
+  taskObj(d, 72, 104);
+  return d;
+}
+
+DepthLayout depth39() {
+  DepthLayout d = depth38();
+  d.htName = 840, d.htQualname = 856;
+  taskObj(d, 80, 144);
+  return d;
+}
+
+DepthLayout depth310() {
+  DepthLayout d = frameObjectVersion(28, 72, 48, 352, 96);
+  d.excState = ExcStateModel::StackItem37;
+  d.tstateExcInfo = 144;
+  py3Exceptions(d, 32);
+  d.htName = 848, d.htQualname = 864;
+  d.yieldFrom = YieldFromModel::StackDepth310;
+  d.frameValuestack = 64, d.frameStackdepth = 80;
+  d.genFrame = 16;
+  taskObj(d, 88, 152);
+  return d;
+}
+
+DepthLayout depth311() {
   DepthLayout d = interpreterFrameVersion(76, 120);
   d.htName = 848, d.htQualname = 864;
   d.yieldFrom = YieldFromModel::ResumeOparg;
@@ -133,7 +140,7 @@ DepthLayout py311() {
   return d;
 }
 
-DepthLayout py312() {
+DepthLayout depth312() {
   DepthLayout d = interpreterFrameVersion(72, 104);
   d.htName = 856, d.htQualname = 872;
   d.yieldFrom = YieldFromModel::ResumeOparg;
@@ -143,7 +150,7 @@ DepthLayout py312() {
   return d;
 }
 
-DepthLayout py313() {
+DepthLayout depth313() {
   DepthLayout d = interpreterFrameVersion(72, 120);
   d.htName = 856, d.htQualname = 872;
   d.yieldFrom = YieldFromModel::FrameState313;
@@ -154,8 +161,8 @@ DepthLayout py313() {
 }
 
 // 3.14: localsplus at 80, stackpointer at 64, tagged stack references.
-DepthLayout py314() {
-  DepthLayout d = py313();
+DepthLayout depth314() {
+  DepthLayout d = depth313();
   d.frameLocalsplus = 80;
   d.iframeStacktop.reset();
   d.iframeStackpointer = 64;
@@ -164,8 +171,8 @@ DepthLayout py314() {
   return d;
 }
 
-DepthLayout py315() {
-  DepthLayout d = py314();
+DepthLayout depth315() {
+  DepthLayout d = depth314();
   d.tstateExcInfo = 144; // after current_exception (136)
   d.htName = 864, d.htQualname = 880; // PyTypeObject grew by 8
   d.frameCreated = 0, d.frameSuspendedYieldFrom = 2, d.frameCleared = 5;
@@ -173,11 +180,15 @@ DepthLayout py315() {
   return d;
 }
 
+} // namespace builtin
+
+namespace {
+
 // Every offset the debug offsets concern: those inside an object (not a
 // frame or thread state) move with a free-threaded build's larger object
 // header, and those the table publishes are then taken from it. The ones a
 // rule of their own sets (ht_name and ht_qualname, exc_info, the stack
-// pointer) follow the table in depthLayout.
+// pointer) follow the table in overlayDebugOffsets.
 struct DepthField {
   OffsetField<DepthLayout> member;
   bool inObject;
@@ -249,24 +260,9 @@ StackRefValue untagStackRef(const DepthLayout &d, uint64_t bits) {
   return {bits & ~d.stackRefTagBits, std::nullopt};
 }
 
-std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
-  std::optional<DepthLayout> base;
-  switch (t.version.minor) {
-  case 13: base = py313(); break;
-  case 14: base = py314(); break;
-  case 15: base = py315(); break;
-  default:
-    if (t.orderGuessed)
-      base = py315();
-  }
-  if (!base)
-    return std::nullopt;
-  DepthLayout d = *base;
-  // The same plausibility bound as layoutFromDebugOffsets puts on ob_type.
-  uint64_t obType = t.get(DebugField::ObType).value_or(8);
-  if (obType < 8 || obType > 8 + 64)
-    return std::nullopt;
-  overlayFields(t, static_cast<uint32_t>(obType - 8), d);
+DepthLayout builtin::overlayDebugOffsets(const DebugOffsets &t, DepthLayout d,
+                                         uint32_t headerShift) {
+  overlayFields(t, headerShift, d);
   if (t.freeThreaded && t.version.minor == 13)
     d.stackRefTagBits = 1; // deferred references (Py_TAG_DEFERRED)
   // Only the versions that keep a stack pointer (not a depth) take one.
@@ -278,26 +274,6 @@ std::optional<DepthLayout> depthLayout(const DebugOffsets &t) {
   if (auto exc = t.get(DebugField::CurrentException)) // exc_info follows it
     d.tstateExcInfo = static_cast<uint32_t>(*exc + 8);
   return d;
-}
-
-std::optional<DepthLayout> depthLayout(const PythonVersion &v) {
-  if (v.major == 2 && v.minor == 7)
-    return py27();
-  if (v.major != 3)
-    return std::nullopt;
-  switch (v.minor) {
-  case 6: return py36();
-  case 7: return py37();
-  case 8: return py38();
-  case 9: return py39();
-  case 10: return py310();
-  case 11: return py311();
-  case 12: return py312();
-  case 13: return py313();
-  case 14: return py314();
-  case 15: return py315();
-  default: return std::nullopt;
-  }
 }
 
 } // namespace stackpeek::python

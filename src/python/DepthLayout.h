@@ -108,17 +108,6 @@ inline constexpr uint64_t kTpFlagsList = 1ull << 25, kTpFlagsTuple = 1ull << 26,
                           kTpFlagsBaseExc = 1ull << 30,
                           kTpFlagsType = 1ull << 31;
 
-/// The table for `version`'s minor version, or nullopt if unsupported.
-std::optional<DepthLayout> depthLayout(const PythonVersion &version);
-
-class DebugOffsets;
-
-/// 3.13+: the table of the target's minor version with every field its
-/// `_Py_DebugOffsets` covers taken from there, and the object fields it does
-/// not cover moved by as much as a free-threaded build's larger object
-/// header moved ob_type. nullopt if the minor version has no table.
-std::optional<DepthLayout> depthLayout(const DebugOffsets &table);
-
 /// What a frame slot holds: an object's address (0: unset), or a tagged int.
 struct StackRefValue {
   uint64_t object = 0;

@@ -1,8 +1,10 @@
-// Layout tables for CPython 2.7 and 3.6-3.13, and the `_Py_DebugOffsets`
-// overlay for 3.13+. See Layout.h for where the numbers come from; every value
-// below was checked with offsetof() against that version's installed headers.
+// The built-in Layout of each CPython version (2.7, 3.6-3.15, listed side by
+// side with their DepthLayouts in VersionLayouts.cpp), the `_Py_DebugOffsets`
+// overlay for 3.13+, and the field table that overlay and the layout diff
+// share. See Layout.h for where the numbers come from.
 #include "python/Layout.h"
 
+#include "python/BuiltinTables.h"
 #include "python/DebugOffsets.h"
 #include "python/OffsetField.h"
 
@@ -35,56 +37,6 @@ PythonVersion PythonVersion::fromHex(uint64_t hex) {
 
 namespace {
 
-// Copy sizes cover the furthest field read from each struct, so one
-// RemoteStruct read per object suffices and stays small.
-void computeCopySizes(Layout &l) {
-  auto end = [](std::initializer_list<std::optional<uint32_t>> offs) {
-    uint32_t m = 0;
-    for (auto o : offs)
-      if (o)
-        m = std::max(m, *o + 8);
-    return m;
-  };
-  l.runtimeSize = end({l.runtimeInterpretersHead, l.runtimeTstateCurrent});
-  l.interpSize = end({l.interpNext, l.interpThreadsHead, l.interpModules,
-                      l.interpGilPointer,
-                      l.gcModel == GcModel::InterpreterCollecting
-                          ? l.gcCollecting
-                          : std::nullopt});
-  l.tstateSize = end({l.tstateNext, l.tstateInterp, l.tstateFrame,
-                      l.tstateThreadId, l.tstateNativeThreadId, l.tstateHoldsGil,
-                      l.tstateGilRequested});
-  l.frameSize = end({l.frameBack, l.frameCode,
-                     l.frameModel == FrameModel::FrameObject
-                         ? std::optional<uint32_t>(l.frameLasti)
-                         : std::optional<uint32_t>(l.frameInstrPtr),
-                     l.frameIsEntry, l.frameOwner, l.frameTlbcIndex});
-  l.codeSize = end({l.coFilename, l.coName, l.coQualname, l.coFirstLineno,
-                    l.coLineTable, l.coFirstTraceable, l.coTlbc});
-}
-
-Layout py27() {
-  Layout l;
-  l.version = {2, 7, 0, 0};
-  l.gilModel = GilModel::CurrentThreadSymbol;
-  l.gilLock = GilLockModel::StaticSemaphore;
-  l.gcModel = GcModel::StaticCollecting;
-  l.interpNext = 0, l.interpThreadsHead = 8, l.interpModules = 16;
-  l.tstateNext = 0, l.tstateInterp = 8, l.tstateFrame = 16;
-  l.tstateThreadId = 144;
-  l.frameModel = FrameModel::FrameObject;
-  l.frameBack = 24, l.frameCode = 32, l.frameLasti = 120;
-  l.coFilename = 80, l.coName = 88, l.coFirstLineno = 96, l.coLineTable = 104;
-  l.lineTable = LineTableFormat::LnotabUnsignedLines;
-  l.stringModel = StringModel::Py2;
-  l.bytesSize = 16, l.bytesData = 36;
-  l.py2UnicodeData = 24, l.py2UnicodeWidth = 4; // pyenv/Debian: UCS4 builds
-  l.dictModel = DictModel::Py27;
-  l.dictUsed = 24, l.dictKeys = 32 /* ma_mask */, l.dictValues = 40 /* ma_table */;
-  l.intModel = IntModel::Py2Int;
-  return l;
-}
-
 // Fields shared by every 3.x FrameObject version (3.6-3.10).
 Layout py3FrameObjectBase(int minor) {
   Layout l;
@@ -97,31 +49,7 @@ Layout py3FrameObjectBase(int minor) {
   return l;
 }
 
-Layout py36() {
-  Layout l = py3FrameObjectBase(6);
-  l.gilModel = GilModel::CurrentThreadSymbol;
-  l.gilLock = GilLockModel::StaticCondMutex;
-  l.gcModel = GcModel::StaticCollecting;
-  l.interpModules = 16;
-  l.tstateThreadId = 152;
-  l.frameLasti = 120;
-  l.coFilename = 96, l.coName = 104, l.coFirstLineno = 36, l.coLineTable = 112;
-  return l;
-}
-
-Layout py37() {
-  Layout l = py3FrameObjectBase(7);
-  l.gilModel = GilModel::RuntimeTstateCurrent;
-  l.runtimeInterpretersHead = 24, l.runtimeTstateCurrent = 1480;
-  l.gilLock = GilLockModel::RuntimeGilStruct, l.runtimeGil = 1264;
-  l.gcModel = GcModel::RuntimeCollecting, l.gcCollecting = 632;
-  l.interpModules = 40;
-  l.tstateThreadId = 176;
-  l.frameLasti = 104;
-  l.coFilename = 96, l.coName = 104, l.coFirstLineno = 36, l.coLineTable = 112;
-  return l;
-}
-
+// 3.8-3.10 differ in a few offsets only.
 Layout py38to310(int minor) {
   Layout l = py3FrameObjectBase(minor);
   l.gilModel = GilModel::RuntimeTstateCurrent;
@@ -156,7 +84,90 @@ Layout py3InterpreterFrameBase(int minor) {
   return l;
 }
 
-Layout py311() {
+} // namespace
+
+namespace builtin {
+
+// Copy sizes cover the furthest field read from each struct, so one
+// RemoteStruct read per object suffices and stays small.
+void computeCopySizes(Layout &l) {
+  auto end = [](std::initializer_list<std::optional<uint32_t>> offs) {
+    uint32_t m = 0;
+    for (auto o : offs)
+      if (o)
+        m = std::max(m, *o + 8);
+    return m;
+  };
+  l.runtimeSize = end({l.runtimeInterpretersHead, l.runtimeTstateCurrent});
+  l.interpSize = end({l.interpNext, l.interpThreadsHead, l.interpModules,
+                      l.interpGilPointer,
+                      l.gcModel == GcModel::InterpreterCollecting
+                          ? l.gcCollecting
+                          : std::nullopt});
+  l.tstateSize = end({l.tstateNext, l.tstateInterp, l.tstateFrame,
+                      l.tstateThreadId, l.tstateNativeThreadId, l.tstateHoldsGil,
+                      l.tstateGilRequested});
+  l.frameSize = end({l.frameBack, l.frameCode,
+                     l.frameModel == FrameModel::FrameObject
+                         ? std::optional<uint32_t>(l.frameLasti)
+                         : std::optional<uint32_t>(l.frameInstrPtr),
+                     l.frameIsEntry, l.frameOwner, l.frameTlbcIndex});
+  l.codeSize = end({l.coFilename, l.coName, l.coQualname, l.coFirstLineno,
+                    l.coLineTable, l.coFirstTraceable, l.coTlbc});
+}
+
+Layout layout27() {
+  Layout l;
+  l.version = {2, 7, 0, 0};
+  l.gilModel = GilModel::CurrentThreadSymbol;
+  l.gilLock = GilLockModel::StaticSemaphore;
+  l.gcModel = GcModel::StaticCollecting;
+  l.interpNext = 0, l.interpThreadsHead = 8, l.interpModules = 16;
+  l.tstateNext = 0, l.tstateInterp = 8, l.tstateFrame = 16;
+  l.tstateThreadId = 144;
+  l.frameModel = FrameModel::FrameObject;
+  l.frameBack = 24, l.frameCode = 32, l.frameLasti = 120;
+  l.coFilename = 80, l.coName = 88, l.coFirstLineno = 96, l.coLineTable = 104;
+  l.lineTable = LineTableFormat::LnotabUnsignedLines;
+  l.stringModel = StringModel::Py2;
+  l.bytesSize = 16, l.bytesData = 36;
+  l.py2UnicodeData = 24, l.py2UnicodeWidth = 4; // pyenv/Debian: UCS4 builds
+  l.dictModel = DictModel::Py27;
+  l.dictUsed = 24, l.dictKeys = 32 /* ma_mask */, l.dictValues = 40 /* ma_table */;
+  l.intModel = IntModel::Py2Int;
+  return l;
+}
+
+Layout layout36() {
+  Layout l = py3FrameObjectBase(6);
+  l.gilModel = GilModel::CurrentThreadSymbol;
+  l.gilLock = GilLockModel::StaticCondMutex;
+  l.gcModel = GcModel::StaticCollecting;
+  l.interpModules = 16;
+  l.tstateThreadId = 152;
+  l.frameLasti = 120;
+  l.coFilename = 96, l.coName = 104, l.coFirstLineno = 36, l.coLineTable = 112;
+  return l;
+}
+
+Layout layout37() {
+  Layout l = py3FrameObjectBase(7);
+  l.gilModel = GilModel::RuntimeTstateCurrent;
+  l.runtimeInterpretersHead = 24, l.runtimeTstateCurrent = 1480;
+  l.gilLock = GilLockModel::RuntimeGilStruct, l.runtimeGil = 1264;
+  l.gcModel = GcModel::RuntimeCollecting, l.gcCollecting = 632;
+  l.interpModules = 40;
+  l.tstateThreadId = 176;
+  l.frameLasti = 104;
+  l.coFilename = 96, l.coName = 104, l.coFirstLineno = 36, l.coLineTable = 112;
+  return l;
+}
+
+Layout layout38() { return py38to310(8); }
+Layout layout39() { return py38to310(9); }
+Layout layout310() { return py38to310(10); }
+
+Layout layout311() {
   Layout l = py3InterpreterFrameBase(11);
   l.gilModel = GilModel::RuntimeTstateCurrent;
   l.runtimeInterpretersHead = 40, l.runtimeTstateCurrent = 576;
@@ -173,7 +184,7 @@ Layout py311() {
   return l;
 }
 
-Layout py312() {
+Layout layout312() {
   Layout l = py3InterpreterFrameBase(12);
   l.gilModel = GilModel::InterpreterGil;
   l.runtimeInterpretersHead = 40;
@@ -193,7 +204,7 @@ Layout py312() {
   return l;
 }
 
-Layout py313() {
+Layout layout313() {
   Layout l = py3InterpreterFrameBase(13);
   l.gilModel = GilModel::InterpreterGil;
   l.runtimeInterpretersHead = 632;
@@ -216,8 +227,8 @@ Layout py313() {
 
 // 3.14.7 (gdb's offsets on a build with DWARF). f_executable became a
 // tagged _PyStackRef; owners INTERPRETER (3) and CSTACK (4) are both shims.
-Layout py314() {
-  Layout l = py313();
+Layout layout314() {
+  Layout l = layout313();
   l.version = {3, 14, 0, 0};
   l.interpModules = 7688;
   l.frameOwner = 74;
@@ -231,49 +242,19 @@ Layout py314() {
 // it: the GIL struct's waiters (the GIL suite's waiting states confirm
 // them) and _co_firsttraceable (code objects are otherwise laid out as in
 // 3.14, but no DWARF was at hand to check it).
-Layout py315() {
-  Layout l = py314();
+Layout layout315() {
+  Layout l = layout314();
   l.version = {3, 15, 0, 0};
   l.interpModules = 7592;
   l.htCachedKeys = 888;
   return l;
 }
 
-} // namespace
-
-std::optional<Layout> builtinLayout(int major, int minor) {
-  std::optional<Layout> l;
-  if (major == 2 && minor == 7)
-    l = py27();
-  else if (major == 3 && minor == 6)
-    l = py36();
-  else if (major == 3 && minor == 7)
-    l = py37();
-  else if (major == 3 && minor >= 8 && minor <= 10)
-    l = py38to310(minor);
-  else if (major == 3 && minor == 11)
-    l = py311();
-  else if (major == 3 && minor == 12)
-    l = py312();
-  else if (major == 3 && minor == 13)
-    l = py313();
-  else if (major == 3 && minor == 14)
-    l = py314();
-  else if (major == 3 && minor == 15)
-    l = py315();
-  if (l)
-    computeCopySizes(*l);
-  return l;
-}
+} // namespace builtin
 
 // --- _Py_DebugOffsets (3.13+) ---------------------------------------------
 
 namespace {
-
-llvm::Error invalid(const std::string &why) {
-  return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "invalid _Py_DebugOffsets: %s", why.c_str());
-}
 
 // Every offset the layouts are compared by, named as
 // describeLayoutDifferences prints it, with the debug-offsets field that
@@ -389,30 +370,34 @@ void shiftUnpublishedObjectFields(const DebugOffsets &d, const Layout &base, Lay
   l.moduleDict = base.moduleDict + shift;
 }
 
-} // namespace
-
-llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &d) {
-  int minor = d.orderGuessed ? newestDebugOffsetsMinor() : d.version.minor;
-  std::optional<Layout> base = builtinLayout(3, minor);
-  if (!base)
-    return invalid("no table for CPython " + d.version.toString());
-  uint64_t obType = d.get(DebugField::ObType).value_or(0);
-  if (obType < base->obType || obType > base->obType + 64)
-    return invalid("ob_type at " + std::to_string(obType));
-  Layout l = *base;
-  l.version = d.version;
-  l.freeThreaded = d.freeThreaded;
-  overlayPublished(d, l);
-  overlayGil(d, *base, l);
-  shiftUnpublishedObjectFields(d, *base, l);
-  if (d.freeThreaded && d.version.atLeast(3, 14))
+// What a free-threaded build does differently beyond its offsets: a whole
+// `interned` byte in a string's state (3.14+), no GC header in front of the
+// managed dict, and thread-local bytecode.
+void overlayFreeThreaded(const DebugOffsets &d, Layout &l) {
+  if (!d.freeThreaded)
+    return;
+  if (d.version.atLeast(3, 14))
     l.unicodeKindBit = 8;
-  if (d.freeThreaded)
-    l.managedDictBefore = 8;
-  if (d.freeThreaded && d.get(DebugField::FrameTlbcIndex) && d.get(DebugField::CoTlbc)) {
+  l.managedDictBefore = 8;
+  if (d.get(DebugField::FrameTlbcIndex) && d.get(DebugField::CoTlbc)) {
     l.frameTlbcIndex = static_cast<uint32_t>(*d.get(DebugField::FrameTlbcIndex));
     l.coTlbc = static_cast<uint32_t>(*d.get(DebugField::CoTlbc));
   }
+}
+
+} // namespace
+
+llvm::Expected<Layout> builtin::overlayDebugOffsets(const DebugOffsets &d, const Layout &base) {
+  uint64_t obType = d.get(DebugField::ObType).value_or(0);
+  if (obType < base.obType || obType > base.obType + 64)
+    return invalidDebugOffsets("ob_type at " + std::to_string(obType));
+  Layout l = base;
+  l.version = d.version;
+  l.freeThreaded = d.freeThreaded;
+  overlayPublished(d, l);
+  overlayGil(d, base, l);
+  shiftUnpublishedObjectFields(d, base, l);
+  overlayFreeThreaded(d, l);
   computeCopySizes(l);
   return l;
 }

@@ -6,7 +6,7 @@
 // mean one #ifdef forest per version), we describe each version as data: one
 // `Layout` value per supported minor version (2.7, 3.6-3.15), holding byte
 // offsets (x86_64 Linux, release GIL builds; free-threaded ones come from
-// their debug offsets, see layoutFromDebugOffsets) and a few
+// their debug offsets, see VersionLayouts.h) and a few
 // "model" enums for things whose *shape* changed (frame objects vs.
 // interpreter frames, line-table encodings, GIL bookkeeping, dict layouts).
 //
@@ -14,9 +14,9 @@
 // 2.7.18, 3.6.15, 3.7.16, 3.8.18, 3.9.18, 3.10.13, 3.11.7, 3.12.1, 3.13.0 and
 // Debian's 3.11.2 (identical to 3.11.7). From 3.13 on CPython publishes most
 // of them itself in `_Py_DebugOffsets` at the start of `_PyRuntime`;
-// `layoutFromDebugOffsets` overlays those onto the built-in table so that a
-// new minor version mostly needs the debug-offsets field positions only (see
-// docs/python-versions.md).
+// `layoutsFromDebugOffsets` (VersionLayouts.h) overlays those onto the
+// built-in table so that a new minor version mostly needs the debug-offsets
+// field positions only (see docs/python-versions.md).
 #pragma once
 
 #include <cstdint>
@@ -87,8 +87,6 @@ enum class InstanceDictModel {
                    // inline values after the type's basic size
 };
 enum class IntModel { Py2Int, SignedSize, LvTag };
-
-class DebugOffsets;
 
 struct Layout {
   PythonVersion version;
@@ -197,19 +195,9 @@ struct Layout {
   uint32_t moduleDict = 16; // PyModuleObject.md_dict
 };
 
-/// The built-in table for major.minor, or nullopt if unsupported.
-std::optional<Layout> builtinLayout(int major, int minor);
-
 /// The `_Py_DebugOffsets` cookie ("xdebugpy") at the start of _PyRuntime.
 inline constexpr char kDebugOffsetsCookie[8] = {'x', 'd', 'e', 'b',
                                                 'u', 'g', 'p', 'y'};
-
-/// The built-in layout of the table's minor version (or of the newest one
-/// known, for a newer minor version) with every offset the target published
-/// overlaid, and the fields the table does not cover adjusted for a
-/// free-threaded build's larger object headers. Fails when the table lacks
-/// what a stack walk needs.
-llvm::Expected<Layout> layoutFromDebugOffsets(const DebugOffsets &table);
 
 /// Differences between two layouts' shared offsets, as "field: a != b"
 /// lines (empty when they agree). Used to cross-check the debug offsets

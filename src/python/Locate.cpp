@@ -16,6 +16,7 @@
 #include "python/PythonStacks.h"
 
 #include "python/DebugOffsets.h"
+#include "python/VersionLayouts.h"
 
 #include <cstring>
 #include <map>
@@ -157,13 +158,12 @@ llvm::Expected<PythonVersion> versionWithoutPyVersion(MemorySource &mem,
   return locateError("cannot determine the Python version of " + path);
 }
 
-// The layout for the runtime at `runtimeAddr`: from the debug offsets when
-// the cookie is there (3.13+), else the built-in table for the version.
-llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image,
-                                        uint64_t bias, uint64_t runtimeAddr,
-                                        const std::string &path,
-                                        std::vector<std::string> &warnings,
-                                        std::optional<DepthLayout> &depth) {
+// The layouts for the runtime at `runtimeAddr`: from the debug offsets when
+// the cookie is there (3.13+), else the built-in tables for the version.
+llvm::Expected<VersionLayouts> layoutsForRuntime(MemorySource &mem, const ElfImage &image,
+                                                 uint64_t bias, uint64_t runtimeAddr,
+                                                 const std::string &path,
+                                                 std::vector<std::string> &warnings) {
   char cookie[8];
   if (mem.read(runtimeAddr, cookie, 8) &&
       std::memcmp(cookie, kDebugOffsetsCookie, 8) == 0) {
@@ -176,8 +176,7 @@ llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image
                          std::to_string(table->version.major) + "." +
                          std::to_string(newestDebugOffsetsMinor()) +
                          " (unverified: frames that fail say why)");
-    depth = depthLayout(*table);
-    return layoutFromDebugOffsets(*table);
+    return layoutsFromDebugOffsets(*table);
   }
   PythonVersion version;
   if (auto pyVersion = image.symbol("Py_Version")) {
@@ -194,12 +193,10 @@ llvm::Expected<Layout> layoutForRuntime(MemorySource &mem, const ElfImage &image
   if (version.atLeast(3, 13))
     return locateError("CPython " + version.toString() +
                        " runtime lacks the _Py_DebugOffsets cookie");
-  std::optional<Layout> layout = builtinLayout(version.major, version.minor);
-  if (!layout)
+  std::optional<VersionLayouts> layouts = builtinLayouts(version);
+  if (!layouts)
     return locateError("unsupported CPython version " + version.toString());
-  layout->version = version;
-  depth = depthLayout(version);
-  return *layout;
+  return std::move(*layouts);
 }
 
 // interp_head must point at an interpreter whose first thread state points
@@ -253,11 +250,11 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
       runtime = sec->address;
   if (runtime) {
     in.runtimeAddr = *runtime + in.loadBias;
-    auto layout = layoutForRuntime(mem, image, in.loadBias, in.runtimeAddr,
-                                   load.path(), in.warnings, in.depth);
-    if (!layout)
-      return layout.takeError();
-    in.layout = *layout;
+    auto layouts = layoutsForRuntime(mem, image, in.loadBias, in.runtimeAddr,
+                                     load.path(), in.warnings);
+    if (!layouts)
+      return layouts.takeError();
+    in.layout = layouts->layout, in.depth = layouts->depth;
     if (!in.layout.runtimeInterpretersHead)
       return locateError("CPython " + in.layout.version.toString() +
                          " has no _PyRuntime layout");
@@ -267,12 +264,10 @@ llvm::Expected<Interpreter> interpreterAt(MemorySource &mem,
         versionWithoutPyVersion(mem, image, in.loadBias, load.path(), in.warnings);
     if (!version)
       return version.takeError();
-    std::optional<Layout> layout = builtinLayout(version->major, version->minor);
-    if (!layout || layout->runtimeInterpretersHead)
+    std::optional<VersionLayouts> layouts = builtinLayouts(*version);
+    if (!layouts || layouts->layout.runtimeInterpretersHead)
       return locateError("unsupported CPython version " + version->toString());
-    in.layout = *layout;
-    in.layout.version = *version;
-    in.depth = depthLayout(*version);
+    in.layout = layouts->layout, in.depth = layouts->depth;
     in.interpHeadAddr = *head + in.loadBias;
     if (auto current = image.symbol("_PyThreadState_Current"))
       in.currentTstateAddr = *current + in.loadBias;

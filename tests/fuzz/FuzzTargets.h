@@ -51,6 +51,7 @@
 #include "python/DebugOffsets.h"
 #include "python/Depth.h"
 #include "python/PythonStacks.h"
+#include "python/VersionLayouts.h"
 #include "render/Renderer.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
@@ -367,13 +368,13 @@ inline void fuzzPython(const uint8_t *data, size_t size) {
       llvm::consumeError(table.takeError());
       return;
     }
-    auto fromDebugOffsets = python::layoutFromDebugOffsets(*table);
+    auto fromDebugOffsets = python::layoutsFromDebugOffsets(*table);
     if (!fromDebugOffsets) {
       llvm::consumeError(fromDebugOffsets.takeError());
       return;
     }
-    layout = *fromDebugOffsets;
-    interp.depth = python::depthLayout(*table);
+    layout = fromDebugOffsets->layout;
+    interp.depth = fromDebugOffsets->depth;
   }
   interp.layout = *layout;
   interp.modulePath = "/fuzz/libpython.so";
@@ -521,9 +522,10 @@ inline void fuzzPythonDepth(const uint8_t *data, size_t size) {
     mem = &raw;
   }
   // Locate computes the depth table with the layout; so does the fuzzer.
-  interp.depth = python::depthLayout(interp.layout.version);
-  if (!interp.depth)
+  auto layouts = python::builtinLayouts(interp.layout.version);
+  if (!layouts)
     fuzzFail("no depth table for a supported version");
+  interp.depth = layouts->depth;
   python::DepthOptions options;
   options.locals = options.exceptions = options.asyncio = true;
   python::CapturedDepth depth = python::captureDepth(interp, captured, *mem, options);

@@ -34,12 +34,13 @@
 #include "python/Layout.h"
 #include "python/Objects.h"
 #include "python/Reprs.h"
+#include "python/VersionLayouts.h"
 
 namespace stackpeek::python::fixtures {
 
 class Objects311 {
 public:
-  Objects311() : l(*builtinLayout(3, 11)), d(*depthLayout({3, 11, 0, 0})) {
+  Objects311() : l(*builtinLayout(3, 11)), d(builtinLayouts({3, 11, 0, 0})->depth) {
     static const std::pair<const char *, uint64_t> kBuiltins[] = {
         {"int", kTpFlagsLong}, {"float", 0}, {"str", kTpFlagsUnicode},
         {"tuple", kTpFlagsTuple}, {"list", kTpFlagsList}, {"dict", kTpFlagsDict},

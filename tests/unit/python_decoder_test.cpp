@@ -18,6 +18,7 @@
 #include "python/Objects.h"
 #include "python/CodeCache.h"
 #include "python/PythonStacks.h"
+#include "python/VersionLayouts.h"
 
 using namespace stackpeek;
 using namespace stackpeek::python;
@@ -240,6 +241,16 @@ llvm::Expected<Layout> layoutFromDebugOffsets(MemorySource &mem, uint64_t addr) 
   if (!table)
     return table.takeError();
   return layoutFromDebugOffsets(*table);
+}
+
+// The DepthLayout Locate builds from `table` along with the Layout.
+std::optional<DepthLayout> depthLayout(const DebugOffsets &table) {
+  auto layouts = layoutsFromDebugOffsets(table);
+  if (!layouts) {
+    llvm::consumeError(layouts.takeError());
+    return std::nullopt;
+  }
+  return layouts->depth;
 }
 
 // _Py_DebugOffsets of 3.13.0 as decoded from libpython3.13.so.1.0.

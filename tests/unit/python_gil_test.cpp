@@ -17,6 +17,7 @@
 #include "memory/FakeMemory.h"
 #include "python/Layout.h"
 #include "python/PythonStacks.h"
+#include "python/VersionLayouts.h"
 #include "llvm/Support/JSON.h"
 #include "render/Renderer.h"
 
