@@ -3,9 +3,9 @@
 // Layout and DepthLayout keep offsets a version always has as uint32_t and
 // those only some versions have as std::optional<uint32_t>. Tables that
 // overlay, shift or compare offsets field by field (Layout.cpp,
-// DepthLayout.cpp) list both kinds in one array; this is the one member
-// pointer they hold, so an absent optional stays absent where the tables
-// only move what is there.
+// DepthLayout.cpp) list both kinds in one array through this one pointer
+// type. It reads either kind as an optional, so a table treats a field a
+// version lacks as absent (not as offset 0) when it compares or shifts it.
 #pragma once
 
 #include <cstdint>
