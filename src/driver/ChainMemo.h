@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "profile/Profile.h"
-#include "python/PythonStacks.h"
+#include "python/frames/Capture.h"
 
 namespace stackpeek {
 

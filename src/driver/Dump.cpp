@@ -11,8 +11,9 @@
 #include "driver/Stages.h"
 #include "driver/TargetImage.h"
 #include "process/ProcFs.h"
-#include "python/Depth.h"
-#include "python/SourceLines.h"
+#include "python/depth/Depth.h"
+#include "python/frames/Locate.h"
+#include "python/frames/SourceLines.h"
 
 namespace stackpeek {
 

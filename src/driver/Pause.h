@@ -17,7 +17,7 @@
 
 #include "memory/SnapshotMemory.h"
 #include "process/Attach.h"
-#include "python/PythonStacks.h"
+#include "python/frames/Capture.h"
 
 namespace stackpeek {
 

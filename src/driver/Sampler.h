@@ -36,7 +36,7 @@
 #include "driver/TargetImage.h"
 #include "driver/ThreadActivity.h"
 #include "profile/Profile.h"
-#include "python/CodeCache.h"
+#include "python/frames/CodeCache.h"
 
 namespace stackpeek {
 

@@ -4,6 +4,9 @@
 #include <algorithm>
 
 #include "process/ProcFs.h"
+#include "python/frames/GilState.h"
+#include "python/frames/Locate.h"
+#include "python/frames/Merge.h"
 
 namespace stackpeek {
 

@@ -17,7 +17,8 @@
 #include "process/Attach.h"
 #include "process/Maps.h"
 #include "process/TidMap.h"
-#include "python/PythonStacks.h"
+#include "python/frames/Interpreter.h"
+#include "python/frames/Resolve.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
 

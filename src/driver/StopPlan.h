@@ -6,7 +6,7 @@
 //  - With a GIL, a thread changes its frame chain only while it holds the
 //    GIL, so stopping the GIL's last holder (the anchor) freezes every
 //    chain as long as the GIL does not change hands during the pass; the
-//    hand-over record read before and after tells (python/GilAnchor.cpp).
+//    hand-over record read before and after tells (python/frames/GilAnchor.cpp).
 //  - Free-threaded without a GIL, a thread asleep in the kernel cannot
 //    change its frames until it wakes: the sleepers are read unstopped and
 //    trusted only when, after the read, each still sleeps and has the CPU
@@ -27,7 +27,9 @@
 
 #include "driver/ThreadActivity.h"
 #include "memory/ProcessMemory.h"
-#include "python/PythonStacks.h"
+#include "python/frames/Capture.h"
+#include "python/frames/GilAnchor.h"
+#include "python/frames/Interpreter.h"
 
 namespace stackpeek {
 

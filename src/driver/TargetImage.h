@@ -25,7 +25,7 @@
 #include "memory/ProcessMemory.h"
 #include "memory/SnapshotMemory.h"
 #include "model/Snapshot.h"
-#include "python/PythonStacks.h"
+#include "python/frames/Interpreter.h"
 #include "symbolize/Symbolizer.h"
 #include "unwind/Unwinder.h"
 

@@ -19,7 +19,7 @@
 namespace stackpeek {
 
 // A Python local variable as read from the target (`dump --locals`): its
-// bounded repr (see python/Reprs.h for the rules) and its type's tp_name.
+// bounded repr (see python/objects/Reprs.h for the rules) and its type's tp_name.
 struct LocalVariable {
   std::string name;
   std::string repr; // "<unset>" for a local not assigned yet
@@ -70,7 +70,7 @@ struct Frame {
 // or a `finally` running because of an exception), as traceback.py prints it.
 struct PythonException {
   std::string type;    // as traceback prints it: "ValueError", "mod.MyError"
-  std::string message; // str(exc), for the cases python/Exceptions.h lists
+  std::string message; // str(exc), for the cases python/depth/Exceptions.h lists
   std::vector<Frame> traceback; // most recent call last, like the printout
   // How this exception relates to the previous entry of the chain: "cause"
   // (raise ... from) or "context" (raised while handling); empty for the

@@ -3,7 +3,7 @@
 Why: a Python-only sample stops one thread, the GIL's last holder, and reads
 the other threads' chains while they run without the GIL; it is redone with
 every sampled thread stopped when the GIL changed hands meanwhile (see
-src/python/GilAnchor.cpp). These tests hold that shortcut to the target's
+src/python/frames/GilAnchor.cpp). These tests hold that shortcut to the target's
 own view, sample by sample, on every interpreter found (pyharness):
 
 - parked threads (stacks_target.py "blocking"): every sample of a parked

@@ -29,6 +29,10 @@ RANKS = {
     "driver": 4,    # dump and record: the stages put together
     "run": 5,       # stackpeek run: a process tree under a watchdog
 }
+# Within python/, by concern: the version tables, reading objects, the
+# frame decoder, and what a dump shows beyond frames.
+PYTHON_RANKS = {"layout": 0, "objects": 1, "frames": 2, "depth": 3}
+PYTHON_INCLUDE = re.compile(r'^\s*#\s*include\s+"python/([a-z_]+)/', re.M)
 MAX_LINES = 700
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/', re.M)
 
@@ -53,6 +57,20 @@ def test_folders_include_only_lower_ranks():
                 wrong.append(f"{path.relative_to(ROOT)} includes {used}/")
     assert wrong == []
 
+
+
+def test_python_groups_include_only_lower_ranks():
+    python = SRC / "python"
+    assert {p.name for p in python.iterdir()} == PYTHON_RANKS.keys(), \
+        "python/ holds only its groups; give a new one a rank"
+    wrong = []
+    for path in source_files():
+        parts = path.relative_to(SRC).parts
+        own = parts[1] if parts[0] == "python" else None
+        for used in set(PYTHON_INCLUDE.findall(path.read_text(errors="replace"))):
+            if own is not None and used != own and PYTHON_RANKS[used] >= PYTHON_RANKS[own]:
+                wrong.append(f"{path.relative_to(ROOT)} includes python/{used}/")
+    assert wrong == []
 
 
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: str(p.relative_to(SRC)))

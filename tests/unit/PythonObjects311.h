@@ -30,11 +30,11 @@
 #include <vector>
 
 #include "memory/FakeMemory.h"
-#include "python/DepthLayout.h"
-#include "python/Layout.h"
-#include "python/Objects.h"
-#include "python/Reprs.h"
-#include "python/VersionLayouts.h"
+#include "python/layout/DepthLayout.h"
+#include "python/layout/Layout.h"
+#include "python/objects/Objects.h"
+#include "python/objects/Reprs.h"
+#include "python/layout/VersionLayouts.h"
 
 namespace stackpeek::python::fixtures {
 

@@ -12,7 +12,7 @@
 #include "memory/FakeMemory.h"
 #include "module/ElfFile.h"
 #include "module/LoadedModule.h"
-#include "python/ElfImage.h"
+#include "python/frames/ElfImage.h"
 #include "unwind/Unwinder.h"
 
 using namespace stackpeek;

@@ -13,12 +13,15 @@
 #include <vector>
 
 #include "memory/FakeMemory.h"
-#include "python/DebugOffsets.h"
-#include "python/Layout.h"
-#include "python/Objects.h"
-#include "python/CodeCache.h"
-#include "python/PythonStacks.h"
-#include "python/VersionLayouts.h"
+#include "python/layout/DebugOffsets.h"
+#include "python/layout/Layout.h"
+#include "python/objects/Objects.h"
+#include "python/frames/CodeCache.h"
+#include "python/frames/Capture.h"
+#include "python/frames/Interpreter.h"
+#include "python/frames/Merge.h"
+#include "python/frames/Resolve.h"
+#include "python/layout/VersionLayouts.h"
 
 using namespace stackpeek;
 using namespace stackpeek::python;

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "PythonObjects311.h"
-#include "python/Depth.h"
+#include "python/depth/Depth.h"
 
 using namespace stackpeek;
 using namespace stackpeek::python;

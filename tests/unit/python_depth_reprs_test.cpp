@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "memory/FakeMemory.h"
-#include "python/DepthLayout.h"
-#include "python/Layout.h"
-#include "python/Objects.h"
-#include "python/Reprs.h"
+#include "python/layout/DepthLayout.h"
+#include "python/layout/Layout.h"
+#include "python/objects/Objects.h"
+#include "python/objects/Reprs.h"
 #include "PythonObjects311.h"
 
 using namespace stackpeek;

@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "memory/FakeMemory.h"
-#include "python/Layout.h"
-#include "python/PythonStacks.h"
-#include "python/VersionLayouts.h"
+#include "python/layout/Layout.h"
+#include "python/frames/Capture.h"
+#include "python/frames/GilAnchor.h"
+#include "python/frames/GilState.h"
+#include "python/frames/Interpreter.h"
+#include "python/layout/VersionLayouts.h"
 #include "llvm/Support/JSON.h"
 #include "render/Renderer.h"
 

@@ -25,7 +25,7 @@
 
 #include <cstdint>
 
-#include "python/LineTable.h"
+#include "python/frames/LineTable.h"
 
 using namespace stackpeek::python;
 

@@ -82,7 +82,7 @@ def _more(shown, total):
 
 
 def bounded_repr(v, depth=0, path=()):
-    """repr(v) under stackpeek's ReprLimits (python/Reprs.h)."""
+    """repr(v) under stackpeek's ReprLimits (python/objects/Reprs.h)."""
     t = type(v)
     if v is None or t in (bool, float) or t in INT_TYPES:
         return repr(v)
