@@ -4,11 +4,13 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/raw_ostream.h"
 
 namespace stackpeek::tool {
 
@@ -29,6 +31,13 @@ enum ExitCode {
 /// `context` prefixes the messages of other errors, which do not name the
 /// process themselves ("pid 12: ").
 int exitCodeFor(llvm::Error err, int otherwise, llvm::StringRef context = "");
+
+/// Prints the whole command line (commands, options, examples) as JSON,
+/// for the man page and completion generators (CliModel.cpp).
+void printCliModel(const CLI::App &app, llvm::raw_ostream &out);
+
+/// The text of --version: version, build, CPython versions read.
+std::string versionText();
 
 using CommandRunner = std::function<int()>;
 

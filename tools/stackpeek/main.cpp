@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
 
   CLI::App app{"stackpeek: show what a running process is doing, every thread's "
                "native and Python stack, without changing or restarting it."};
-  app.set_version_flag("--version", std::string("stackpeek ") + STACKPEEK_VERSION);
+  app.set_version_flag("--version", versionText(),
+                       "print the version, what it was built with and the CPython versions it reads");
   app.require_subcommand(1);
   app.footer("Run 'stackpeek COMMAND --help' for the options of a command.\n"
              "Example: stackpeek dump $(pgrep -f myservice)");
@@ -59,6 +60,11 @@ int main(int argc, char **argv) {
   std::vector<CommandRunner> commands = {addDumpCommand(app), addRecordCommand(app),
                                          addRunCommand(app)};
 
+  // Before parsing, which requires a command: for the build's generators.
+  if (argc == 2 && std::strcmp(argv[1], "--cli-model") == 0) {
+    printCliModel(app, llvm::outs());
+    return kOk;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

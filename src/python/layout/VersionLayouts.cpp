@@ -40,6 +40,13 @@ const VersionRow *rowFor(int major, int minor) {
 
 } // namespace
 
+std::vector<std::string> supportedVersions() {
+  std::vector<std::string> out;
+  for (const VersionRow &row : kVersions)
+    out.push_back(std::to_string(row.major) + "." + std::to_string(row.minor));
+  return out;
+}
+
 std::optional<VersionLayouts> builtinLayouts(const PythonVersion &version) {
   const VersionRow *row = rowFor(version.major, version.minor);
   if (!row)

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "llvm/Support/Error.h"
 #include "python/layout/DepthLayout.h"
@@ -34,6 +36,9 @@ std::optional<VersionLayouts> builtinLayouts(const PythonVersion &version);
 /// free-threaded build's larger object headers. Fails when the table lacks
 /// what a stack walk needs.
 llvm::Expected<VersionLayouts> layoutsFromDebugOffsets(const DebugOffsets &table);
+
+/// Every major.minor version with tables, oldest first ("2.7", "3.6", ...).
+std::vector<std::string> supportedVersions();
 
 /// The Layout halves of the above, for callers that need no DepthLayout.
 std::optional<Layout> builtinLayout(int major, int minor);
