@@ -597,6 +597,42 @@ ProcessSampler::decodePass(PassCapture &pass, const std::vector<pid_t> &chosen,
   return pythonByTid;
 }
 
+// Every frame decoded and no error on the thread.
+static bool isWhole(const Thread &thread) {
+  return thread.errors.empty() &&
+         std::none_of(thread.frames.begin(), thread.frames.end(),
+                      [](const Frame &f) { return f.error.has_value(); });
+}
+
+// One sampled thread's stack: its native frames when they are shown (from
+// the copied stack), merged with or replaced by its Python frames. nullopt
+// when nothing true can be shown.
+std::optional<Thread> ProcessSampler::sampleThread(pid_t tid, python::PythonThreadStack *py,
+                                                   const StoppedThread *regs, bool withNative,
+                                                   const PassCapture &pass, SamplerStats &stats) {
+  ProcessFacts &facts = image_->facts();
+  if (!facts.threads.count(tid)) // a new thread: read its name once
+    facts.threads[tid] = readThreadFacts(pid_, tid);
+  Thread thread = makeThread(pid_, tid, facts);
+  std::vector<Frame> native;
+  if (withNative) {
+    // Its Python frames were all still being set up (hidden, as CPython
+    // hides them) and its stack was not copied: nothing true to show.
+    if (!pass.stacksCopied.count(tid))
+      return std::nullopt;
+    native = image_->nativeStack(regs->regs, thread.errors);
+    noteModulesWithoutSymbols(stats);
+  }
+  if (py)
+    applyPython(thread, *py, std::move(native), options_.native);
+  else
+    thread.frames = std::move(native);
+  // Read unstopped, a stack with any flaw may be torn: never recorded.
+  if (thread.frames.empty() || (options_.nonblocking && !isWhole(thread)))
+    return std::nullopt;
+  return thread;
+}
+
 // Decodes and records one pass, after the target runs again. A thread whose
 // chain repeats gets its last sample's stack again without decoding.
 void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chosen,
@@ -635,37 +671,19 @@ void ProcessSampler::recordPass(Profile &profile, const std::vector<pid_t> &chos
     }
     if (options_.gilOnly && !(py != pythonByTid.end() && py->second.holdsGil))
       continue;
-    ProcessFacts &facts = image_->facts();
-    if (!facts.threads.count(tid)) // a new thread: read its name once
-      facts.threads[tid] = readThreadFacts(pid_, tid);
-    Thread thread = makeThread(pid_, tid, facts);
-    std::vector<Frame> native;
     bool withNative = regs && (!hasPython || options_.native);
-    if (withNative) {
-      if (!pass.stacksCopied.count(tid)) {
-        // Its Python frames were all still being set up (hidden, as CPython
-        // hides them) and its stack was not copied: nothing true to show.
-        ++stats.dropped;
-        continue;
-      }
-      native = image_->nativeStack(regs->regs, thread.errors);
-      noteModulesWithoutSymbols(stats);
-    }
-    if (py != pythonByTid.end())
-      applyPython(thread, py->second, std::move(native), options_.native);
-    else
-      thread.frames = std::move(native);
-    bool torn = std::any_of(thread.frames.begin(), thread.frames.end(),
-                            [](const Frame &f) { return f.error.has_value(); });
-    if (thread.frames.empty() || (options_.nonblocking && (torn || !thread.errors.empty()))) {
+    std::optional<Thread> sampled =
+        sampleThread(tid, py == pythonByTid.end() ? nullptr : &py->second, regs, withNative,
+                     pass, stats);
+    if (!sampled) {
       ++stats.dropped;
       continue;
     }
-    StackId stack = internStackOf(profile, thread);
+    StackId stack = internStackOf(profile, *sampled);
     addSample(profile, tid, stack, timestampNs, weightNs, stats);
     // Remembered for the next pass: Python-only stacks decoded whole.
     auto key = keys.find(tid);
-    if (!withNative && !torn && thread.errors.empty() && key != keys.end())
+    if (!withNative && isWhole(*sampled) && key != keys.end())
       lastChains_.remember(tid, std::move(key->second), stack);
     else
       lastChains_.forget(tid);

@@ -138,6 +138,9 @@ private:
   std::map<pid_t, python::PythonThreadStack>
   decodePass(PassCapture &pass, const std::vector<pid_t> &chosen,
              std::map<pid_t, ChainMemo::ChainKey> &keys, std::map<pid_t, Repeat> &repeats);
+  std::optional<Thread> sampleThread(pid_t tid, python::PythonThreadStack *py,
+                                     const StoppedThread *regs, bool withNative,
+                                     const PassCapture &pass, SamplerStats &stats);
   void noteModulesWithoutSymbols(SamplerStats &stats);
 
   pid_t pid_;
