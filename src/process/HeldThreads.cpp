@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstddef>
 #include <ctime>
+#include <initializer_list>
 
 #include "process/StopEffects.h"
 
