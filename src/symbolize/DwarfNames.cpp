@@ -72,9 +72,19 @@ std::string scopePrefix(const llvm::DWARFDie &decl) {
 
 } // namespace
 
+// LLVM 14 walks a unit's entries from its unit entry without checking that
+// there is one: a unit whose entries fail to parse (a malformed file) has
+// none, and the walk reads through a null pointer. Its entries are parsed
+// here first, as the walk would, and such a unit is left alone.
+bool dwarfReadableAt(llvm::DWARFContext &context, uint64_t address) {
+  llvm::DWARFCompileUnit *unit = context.getCompileUnitForAddress(address);
+  return !unit || unit->getUnitDIE(/*ExtractUnitDIEOnly=*/false).isValid();
+}
+
 std::vector<llvm::DWARFDie> inlinedChainAt(llvm::DWARFContext &context, uint64_t address) {
   llvm::SmallVector<llvm::DWARFDie, 4> chain;
-  if (llvm::DWARFCompileUnit *unit = context.getCompileUnitForAddress(address))
+  llvm::DWARFCompileUnit *unit = context.getCompileUnitForAddress(address);
+  if (unit && unit->getUnitDIE(/*ExtractUnitDIEOnly=*/false).isValid())
     unit->getInlinedChainForAddress(address, chain);
   return {chain.begin(), chain.end()};
 }

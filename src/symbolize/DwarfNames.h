@@ -36,6 +36,10 @@ namespace stackpeek {
 /// DWARFContext::getInliningInfoForAddress reports frames for.
 std::vector<llvm::DWARFDie> inlinedChainAt(llvm::DWARFContext &context, uint64_t address);
 
+/// False when the unit holding `address` has no entries LLVM can walk (a
+/// malformed file): its line and inlining lookups must not be asked.
+bool dwarfReadableAt(llvm::DWARFContext &context, uint64_t address);
+
 /// The name gdb prints for a function's DIE; nullopt if the DIE names no
 /// function at all.
 std::optional<std::string> functionName(const llvm::DWARFDie &die);

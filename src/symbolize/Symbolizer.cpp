@@ -247,7 +247,7 @@ void Symbolizer::noteIfUnnamed(Module &module, const std::string &path,
 
 std::vector<Frame> Symbolizer::lookup(Module &module, uint64_t vaddr, const Frame &base) {
   std::vector<Frame> frames;
-  if (module.dwarf && module.dwarf->context) {
+  if (module.dwarf && module.dwarf->context && dwarfReadableAt(*module.dwarf->context, vaddr)) {
     llvm::DILineInfoSpecifier spec(
         llvm::DILineInfoSpecifier::FileLineInfoKind::AbsoluteFilePath,
         llvm::DILineInfoSpecifier::FunctionNameKind::LinkageName);
